@@ -1,0 +1,94 @@
+import { resolve } from 'node:path';
+import { DATASET_NAMES, type DatasetName } from '../../data/types.ts';
+import { ENGINE_NAMES, type EngineName } from '../../engine/types.ts';
+import { train } from '../../training/train.ts';
+import { intFlag, numberFlag, parse, UsageError } from '../args.ts';
+import { epochLine, ProgressBar } from '../progress.ts';
+
+export const HELP = `Usage: digits train [options]
+
+  --dataset mnist|fashion-mnist   (default mnist)
+  --data-dir DIR                  local IDX files (else MNIST_DIR / FASHION_MNIST_DIR, else download)
+  --epochs N                      (default 19)
+  --batch-size N                  (default 128)
+  --lr X                          SGD learning rate (default 0.01)
+  --momentum X                    (default 0.9)
+  --seed N                        (default 1)
+  --limit N                       train on the first N images only
+  --target-accuracy X             stop after the first epoch with test accuracy ≥ X (fraction)
+  --out DIR                       run directory (default ./runs/<timestamp>)
+  --resume DIR                    continue the run in DIR from its last checkpoint
+  --engine auto|gpu|node|wasm|cpu (default: ENGINE or auto)
+  --json                          one JSON object per epoch on stdout
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    dataset: { type: 'string' },
+    'data-dir': { type: 'string' },
+    epochs: { type: 'string' },
+    'batch-size': { type: 'string' },
+    lr: { type: 'string' },
+    momentum: { type: 'string' },
+    seed: { type: 'string' },
+    limit: { type: 'string' },
+    'target-accuracy': { type: 'string' },
+    out: { type: 'string' },
+    resume: { type: 'string' },
+    engine: { type: 'string' },
+    json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.dataset && !DATASET_NAMES.includes(values.dataset as DatasetName)) {
+    throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got "${values.dataset}"`);
+  }
+  const engine = values.engine ?? process.env.ENGINE;
+  if (engine && engine !== 'auto' && !ENGINE_NAMES.includes(engine as EngineName)) {
+    throw new UsageError(`--engine must be one of auto, ${ENGINE_NAMES.join(', ')}, got "${engine}"`);
+  }
+  if (values.out && values.resume) throw new UsageError('use either --out (new run) or --resume (existing run), not both');
+  const outDir = resolve(values.resume ?? values.out ?? `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`);
+
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  const bar = new ProgressBar();
+  try {
+    const result = await train({
+      recipe: {
+        dataset: (values.dataset as DatasetName | undefined) ?? 'mnist',
+        epochs: intFlag('epochs', values.epochs),
+        batchSize: intFlag('batch-size', values['batch-size']),
+        learningRate: numberFlag('lr', values.lr),
+        momentum: numberFlag('momentum', values.momentum),
+        seed: intFlag('seed', values.seed, 0),
+        limit: intFlag('limit', values.limit),
+        targetAccuracy: numberFlag('target-accuracy', values['target-accuracy']),
+      },
+      dataDir: values['data-dir'],
+      outDir,
+      resume: Boolean(values.resume),
+      engine: engine as EngineName | 'auto' | undefined,
+      signal: controller.signal,
+      onBatch: values.json ? undefined : (p) => bar.update(p),
+      onEpoch: (m) => {
+        if (values.json) {
+          process.stdout.write(`${JSON.stringify(m)}\n`);
+        } else {
+          bar.clear();
+          process.stdout.write(`${epochLine(m)}\n`);
+        }
+      },
+    });
+    bar.clear();
+    const where = result.modelDir ? `model saved to ${result.modelDir}` : `last checkpoint kept in ${outDir}/checkpoint`;
+    process.stderr.write(`${result.outcome}: ${where}\n`);
+    return result.outcome === 'cancelled' ? 130 : 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+  }
+}

@@ -1,0 +1,36 @@
+// `digits <command> [options]`: each command lives in src/cli/commands/<command>.ts
+// and exports `run(argv): Promise<number>` (the exit code).
+const COMMANDS: Record<string, string> = {
+  train: 'Train the seed CNN (see `digits train --help`)',
+  evaluate: 'Evaluate a saved model on the test split',
+  summary: 'Print the model summary (layers, output shapes, parameters)',
+  predict: 'Classify image files with a running service or a model directory',
+  serve: 'Run the HTTP API',
+  worker: 'Run a training worker (BullMQ, concurrency 1)',
+  up: 'Run API + one worker (+ a private redis-server when REDIS_URL is unset)',
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, text]) => `  ${name.padEnd(10)} ${text}`);
+  return `Usage: digits <command> [options]\n\nCommands:\n${lines.join('\n')}\n`;
+}
+
+const [command, ...argv] = process.argv.slice(2);
+if (!command || command === '--help' || command === '-h' || command === 'help') {
+  process.stdout.write(usage());
+  process.exitCode = command ? 0 : 1;
+} else if (!(command in COMMANDS)) {
+  process.stderr.write(`digits: unknown command "${command}"\n\n${usage()}`);
+  process.exitCode = 2;
+} else {
+  const module = (await import(`./commands/${command}.ts`)) as { run(argv: string[]): Promise<number> };
+  try {
+    process.exitCode = await module.run(argv);
+  } catch (error) {
+    // Typed errors carry a message meant for people; print it without a stack trace.
+    const err = error as Error;
+    process.stderr.write(`digits ${command}: ${err.message}\n`);
+    if (process.env.DEBUG) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

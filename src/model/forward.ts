@@ -1,0 +1,110 @@
+// Functional forward pass over the layers model's own variables. Training uses it
+// instead of model.apply: it skips the layers API's per-call bookkeeping, takes
+// dropout masks from our seeded generator (so resumed runs repeat exactly) and
+// hands back the batch statistics for the BatchNorm running averages.
+import * as tf from '@tensorflow/tfjs';
+import { BN_EPSILON, BN_MOMENTUM, CONV_BLOCKS, DROPOUT_RATE } from './seed-net.ts';
+import { deriveSeed, dropoutMask } from '../lib/random.ts';
+
+export interface BlockWeights {
+  kernel: tf.Variable;
+  gamma: tf.Variable;
+  beta: tf.Variable;
+  movingMean: tf.LayerVariable;
+  movingVariance: tf.LayerVariable;
+}
+
+export interface SeedNetWeights {
+  blocks: BlockWeights[];
+  head: tf.Variable;
+  /** Every trainable variable, in the model's order (the optimizer's order too). */
+  trainable: tf.Variable[];
+}
+
+function layerWeight(model: tf.LayersModel, layer: string, name: string): tf.LayerVariable {
+  const weight = model.getLayer(layer).weights.find((w) => w.originalName.endsWith(`/${name}`));
+  if (!weight) throw new Error(`seed net layer ${layer} has no weight ${name}`);
+  return weight;
+}
+
+export function seedNetWeights(model: tf.LayersModel): SeedNetWeights {
+  const variable = (layer: string, name: string) => layerWeight(model, layer, name).read() as tf.Variable;
+  const blocks = CONV_BLOCKS.map((block) => ({
+    kernel: variable(`${block.name}_conv`, 'kernel'),
+    gamma: variable(`${block.name}_bn`, 'gamma'),
+    beta: variable(`${block.name}_bn`, 'beta'),
+    movingMean: layerWeight(model, `${block.name}_bn`, 'moving_mean'),
+    movingVariance: layerWeight(model, `${block.name}_bn`, 'moving_variance'),
+  }));
+  const head = variable('block4_conv', 'kernel');
+  const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  return { blocks, head, trainable };
+}
+
+export interface BatchStatistics {
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
+  /** Values per channel the statistics were taken over (N·H·W), for the unbiased variance. */
+  count: number;
+}
+
+export interface TrainForward {
+  logits: tf.Tensor2D;
+  statistics: BatchStatistics[];
+}
+
+/**
+ * Training-mode forward: BatchNorm on batch statistics, dropout on. `dropoutSeed`
+ * must differ per batch. Returns logits (pre-softmax) and each block's batch stats.
+ */
+export function forwardTrain(weights: SeedNetWeights, x: tf.Tensor4D, dropoutSeed: number): TrainForward {
+  const statistics: BatchStatistics[] = [];
+  let h: tf.Tensor4D = x;
+  CONV_BLOCKS.forEach((block, i) => {
+    const w = weights.blocks[i]!;
+    const a = tf.relu(tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid'));
+    const { mean, variance } = tf.moments(a, [0, 1, 2]);
+    h = tf.batchNorm(a, mean, variance, w.beta, w.gamma, BN_EPSILON) as tf.Tensor4D;
+    statistics.push({
+      mean: mean as tf.Tensor1D,
+      variance: variance as tf.Tensor1D,
+      count: a.shape[0] * a.shape[1] * a.shape[2],
+    });
+    if (block.dropout) {
+      const mask = tf.tensor(dropoutMask(h.size, DROPOUT_RATE, deriveSeed(dropoutSeed, i)), h.shape);
+      h = tf.mul(h, mask) as tf.Tensor4D;
+    }
+    if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid') as tf.Tensor4D;
+  });
+  return { logits: head(weights, h), statistics };
+}
+
+/** Inference-mode forward (BatchNorm on running statistics, no dropout): logits. */
+export function forwardInfer(weights: SeedNetWeights, x: tf.Tensor4D): tf.Tensor2D {
+  let h: tf.Tensor4D = x;
+  CONV_BLOCKS.forEach((block, i) => {
+    const w = weights.blocks[i]!;
+    const a = tf.relu(tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid'));
+    h = tf.batchNorm(a, w.movingMean.read(), w.movingVariance.read(), w.beta, w.gamma, BN_EPSILON) as tf.Tensor4D;
+    if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid') as tf.Tensor4D;
+  });
+  return head(weights, h);
+}
+
+function head(weights: SeedNetWeights, h: tf.Tensor4D): tf.Tensor2D {
+  const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D; // global average pool → [N, C]
+  const kernel = weights.head.reshape([weights.head.shape[2]!, weights.head.shape[3]!]) as tf.Tensor2D;
+  return tf.matMul(pooled, kernel); // the 1×1 conv on a 1×1 map is a matrix product
+}
+
+/** Running averages as PyTorch keeps them (unbiased batch variance, momentum 0.1). */
+export function updateRunningStatistics(weights: SeedNetWeights, statistics: BatchStatistics[]): void {
+  tf.tidy(() => {
+    statistics.forEach((stats, i) => {
+      const w = weights.blocks[i]!;
+      const unbiased = stats.variance.mul(stats.count / Math.max(1, stats.count - 1));
+      w.movingMean.write(w.movingMean.read().mul(BN_MOMENTUM).add(stats.mean.mul(1 - BN_MOMENTUM)));
+      w.movingVariance.write(w.movingVariance.read().mul(BN_MOMENTUM).add(unbiased.mul(1 - BN_MOMENTUM)));
+    });
+  });
+}

@@ -1,0 +1,195 @@
+// The training loop: the seed recipe by default, a checkpoint after every epoch,
+// resumable, cancellable between batches, reporting per-batch progress and
+// per-epoch metrics. Model artifacts are written in tfjs format at the end.
+import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import { loadDataset } from '../data/datasets.ts';
+import type { Dataset, Split } from '../data/types.ts';
+import { initEngine } from '../engine/index.ts';
+import { writeFileAtomic } from '../lib/atomic-write.ts';
+import { deriveSeed, permutation } from '../lib/random.ts';
+import { forwardInfer, forwardTrain, seedNetWeights, updateRunningStatistics, type SeedNetWeights } from '../model/forward.ts';
+import { buildSeedNet, summarize } from '../model/seed-net.ts';
+import { METADATA_JSON, saveModel } from './artifacts.ts';
+import { loadCheckpoint, restoreModelWeights, saveCheckpoint } from './checkpoint.ts';
+import { resolveRecipe } from './recipe.ts';
+import type { EpochMetrics, Recipe, TrainOptions, TrainResult } from './types.ts';
+
+export class ResumeMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ResumeMismatchError';
+  }
+}
+
+/** Copies the images and labels of `indices` into a batch. */
+function gatherBatch(split: Split, indices: Uint32Array): { x: tf.Tensor4D; labels: tf.Tensor1D } {
+  const images = new Float32Array(indices.length * 784);
+  const labels = new Int32Array(indices.length);
+  indices.forEach((index, row) => {
+    images.set(split.images.subarray(index * 784, index * 784 + 784), row * 784);
+    labels[row] = split.labels[index]!;
+  });
+  return { x: tf.tensor4d(images, [indices.length, 28, 28, 1]), labels: tf.tensor1d(labels, 'int32') };
+}
+
+/** Mean loss and accuracy on a split, in inference mode, in chunks of 1000. */
+export function evaluateSplit(weights: SeedNetWeights, split: Split): { loss: number; accuracy: number } {
+  let lossSum = 0;
+  let correct = 0;
+  for (let start = 0; start < split.count; start += 1000) {
+    const end = Math.min(split.count, start + 1000);
+    const indices = new Uint32Array(end - start).map((_, i) => start + i);
+    const [batchLoss, batchCorrect] = tf.tidy(() => {
+      const { x, labels } = gatherBatch(split, indices);
+      const logits = forwardInfer(weights, x);
+      const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(labels, 10), logits, undefined, undefined, tf.Reduction.SUM);
+      const hits = tf.equal(tf.argMax(logits, 1), labels).sum();
+      return [loss.dataSync()[0]!, hits.dataSync()[0]!];
+    });
+    lossSum += batchLoss;
+    correct += batchCorrect;
+  }
+  return { loss: lossSum / split.count, accuracy: correct / split.count };
+}
+
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const engine = await initEngine(options.engine);
+  const checkpointDir = join(options.outDir, 'checkpoint');
+  const checkpoint = options.resume ? await loadCheckpoint(checkpointDir) : undefined;
+  const recipe: Recipe = resolveRecipe(checkpoint ? checkpoint.state.recipe : options.recipe);
+  if (checkpoint && options.recipe && checkpoint.state.recipe.dataset !== options.recipe.dataset) {
+    throw new ResumeMismatchError(
+      `checkpoint in ${checkpointDir} is for ${checkpoint.state.recipe.dataset}, not ${options.recipe.dataset}`,
+    );
+  }
+  const dataset: Dataset = await loadDataset({
+    dataset: recipe.dataset,
+    dataDir: options.dataDir,
+    cacheDir: options.cacheDir,
+    limit: recipe.limit,
+    signal: options.signal,
+  });
+
+  const model = buildSeedNet(recipe.seed);
+  const weights = seedNetWeights(model);
+  const optimizer = tf.train.momentum(recipe.learningRate, recipe.momentum);
+  const metrics: EpochMetrics[] = [];
+  if (checkpoint) {
+    restoreModelWeights(model, checkpoint.modelWeights);
+    await optimizer.setWeights(checkpoint.optimizerWeights);
+    metrics.push(...checkpoint.state.metrics);
+    tf.dispose(Object.values(checkpoint.modelWeights));
+    tf.dispose(checkpoint.optimizerWeights.map((w) => w.tensor));
+  }
+
+  const { train: trainSplit, test: testSplit } = dataset;
+  const batches = Math.ceil(trainSplit.count / recipe.batchSize);
+  const firstEpoch = (checkpoint?.state.epoch ?? 0) + 1;
+  const runStart = performance.now();
+  let outcome: TrainResult['outcome'] = 'completed';
+  const reached = (m: EpochMetrics | undefined) =>
+    recipe.targetAccuracy !== undefined && m !== undefined && m.testAccuracy >= recipe.targetAccuracy;
+
+  if (reached(metrics.at(-1))) outcome = 'target-reached';
+  for (let epoch = firstEpoch; epoch <= recipe.epochs && outcome === 'completed'; epoch++) {
+    const epochStart = performance.now();
+    // Shuffle and dropout streams depend only on (seed, epoch, batch): resuming repeats them.
+    const order = permutation(trainSplit.count, deriveSeed(recipe.seed, epoch));
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    for (let batch = 0; batch < batches; batch++) {
+      if (options.signal?.aborted) {
+        outcome = 'cancelled';
+        break;
+      }
+      const indices = order.subarray(batch * recipe.batchSize, (batch + 1) * recipe.batchSize);
+      const [loss, hits] = trainStep(weights, optimizer, trainSplit, indices, deriveSeed(recipe.seed, epoch, batch));
+      lossSum += loss * indices.length;
+      correct += hits;
+      seen += indices.length;
+      if (options.onBatch) {
+        const done = (epoch - firstEpoch) * batches + batch + 1;
+        const remaining = (recipe.epochs - epoch + 1) * batches - batch - 1;
+        const elapsed = (performance.now() - runStart) / 1000;
+        options.onBatch({
+          epoch,
+          epochs: recipe.epochs,
+          batch: batch + 1,
+          batches,
+          fraction: ((epoch - 1) * batches + batch + 1) / (recipe.epochs * batches),
+          etaSeconds: (elapsed / done) * remaining,
+          runningLoss: lossSum / seen,
+        });
+      }
+      // Yield to the event loop so timers, messages and abort signals get through.
+      if (batch % 8 === 7) await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (outcome === 'cancelled') break;
+    const seconds = (performance.now() - epochStart) / 1000;
+    const test = evaluateSplit(weights, testSplit);
+    const epochMetrics: EpochMetrics = {
+      epoch,
+      trainLoss: lossSum / seen,
+      trainAccuracy: correct / seen,
+      testLoss: test.loss,
+      testAccuracy: test.accuracy,
+      seconds: Math.round(seconds * 100) / 100,
+      imagesPerSecond: Math.round((seen / seconds) * 10) / 10,
+      engine: engine.label,
+    };
+    metrics.push(epochMetrics);
+    await saveCheckpoint(checkpointDir, { epoch, recipe, metrics }, model, optimizer);
+    options.onEpoch?.(epochMetrics);
+    if (reached(epochMetrics)) outcome = 'target-reached';
+  }
+
+  let modelDir: string | undefined;
+  if (outcome !== 'cancelled') {
+    modelDir = join(options.outDir, 'model');
+    await saveModel(model, modelDir);
+    const summary = summarize(model);
+    const metadata = {
+      ...options.metadata,
+      dataset: recipe.dataset,
+      recipe,
+      normalization: { mean: dataset.mean, std: dataset.std },
+      trainableParams: summary.trainableParams,
+      totalParams: summary.totalParams,
+      metrics,
+      testAccuracy: metrics.at(-1)?.testAccuracy ?? null,
+      engine: engine.label,
+      created: new Date().toISOString(),
+    };
+    await writeFileAtomic(join(modelDir, METADATA_JSON), JSON.stringify(metadata, null, 2));
+  }
+  optimizer.dispose();
+  model.dispose();
+  return { metrics, modelDir, engine: engine.label, outcome };
+}
+
+/** One SGD step on a batch; returns [mean loss, correct predictions]. */
+function trainStep(
+  weights: SeedNetWeights,
+  optimizer: tf.Optimizer,
+  split: Split,
+  indices: Uint32Array,
+  dropoutSeed: number,
+): [number, number] {
+  return tf.tidy(() => {
+    const { x, labels } = gatherBatch(split, indices);
+    const oneHot = tf.oneHot(labels, 10);
+    let forward: ReturnType<typeof forwardTrain> | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      forward = forwardTrain(weights, x, dropoutSeed);
+      tf.keep(forward.logits);
+      forward.statistics.forEach((s) => (tf.keep(s.mean), tf.keep(s.variance)));
+      return tf.losses.softmaxCrossEntropy(oneHot, forward.logits) as tf.Scalar;
+    }, weights.trainable);
+    optimizer.applyGradients(grads);
+    updateRunningStatistics(weights, forward!.statistics);
+    const hits = tf.equal(tf.argMax(forward!.logits, 1), labels).sum();
+    return [value.dataSync()[0]!, hits.dataSync()[0]!];
+  });
+}

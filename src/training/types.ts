@@ -1,0 +1,67 @@
+import type { DatasetName } from '../data/types.ts';
+import type { EngineName } from '../engine/types.ts';
+
+/** A training recipe; SEED_RECIPE (recipe.ts) holds the founding document's values. */
+export interface Recipe {
+  dataset: DatasetName;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  momentum: number;
+  /** Seed for weight init, shuffling and dropout; same seed → same run. */
+  seed: number;
+  /** Train on the first N images only (smoke tests). */
+  limit?: number;
+  /** Stop after the first epoch whose test accuracy reaches this fraction. */
+  targetAccuracy?: number;
+}
+
+/** Per-epoch metrics: exactly the keys `digits train --json` prints (and the PyTorch reference). */
+export interface EpochMetrics {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  seconds: number;
+  imagesPerSecond: number;
+  engine: string;
+}
+
+export interface BatchProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  /** Fraction of the whole run done, 0..1. */
+  fraction: number;
+  etaSeconds: number;
+  runningLoss: number;
+}
+
+export interface TrainOptions {
+  /** Overrides of SEED_RECIPE (recipe.ts); ignored when resuming (the checkpoint has the recipe). */
+  recipe: Partial<Recipe>;
+  /** Local data directory (see LoadDatasetOptions.dataDir). */
+  dataDir?: string;
+  cacheDir?: string;
+  /** Run directory: checkpoint/ is written here after every epoch, model/ at the end. */
+  outDir: string;
+  /** Continue from outDir's checkpoint when there is one. */
+  resume?: boolean;
+  engine?: EngineName | 'auto';
+  signal?: AbortSignal;
+  onBatch?: (progress: BatchProgress) => void;
+  onEpoch?: (metrics: EpochMetrics) => void;
+  /** Extra fields to store in metadata.json (e.g. jobId). */
+  metadata?: Record<string, unknown>;
+}
+
+export interface TrainResult {
+  metrics: EpochMetrics[];
+  /** Directory with model.json, weights.bin and metadata.json; absent when cancelled. */
+  modelDir?: string;
+  engine: string;
+  /** 'completed': all epochs ran; 'target-reached': stopped early at targetAccuracy; 'cancelled': aborted. */
+  outcome: 'completed' | 'target-reached' | 'cancelled';
+}
