@@ -1,0 +1,102 @@
+// Builds the HTTP API without listening: `digits serve` listens on it, tests
+// call it over real HTTP. Cross-cutting concerns first (request ids, JSON bodies,
+// zod schemas, problem+json errors, API keys, CORS), then one plugin per resource.
+import cors from '@fastify/cors';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
+import { initEngine } from '../engine/index.ts';
+import { DEFAULT_REDIS_URL, type Config } from '../lib/config.ts';
+import { createLogger, type Logger } from '../lib/logger.ts';
+import type { JobsService } from '../queue/jobs-service.ts';
+import type { ModelAnnouncement } from '../registry/announcements.ts';
+import type { ModelRegistry } from '../registry/types.ts';
+import { ModelManager } from '../serving/model-manager.ts';
+import { useApiKeys } from './plugins/api-keys.ts';
+import { useJsonBodies } from './plugins/body-parsing.ts';
+import { ServiceMetrics, useMetrics } from './plugins/metrics.ts';
+import { useProblemDetails } from './plugins/problem-details.ts';
+import { REQUEST_ID_HEADER, requestIdFor, useRequestIds } from './plugins/request-id.ts';
+import { useZodSchemas } from './plugins/zod-schemas.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { docsRoutes } from './routes/docs.ts';
+import { healthRoutes } from './routes/health.ts';
+import { jobsRoutes } from './routes/jobs.ts';
+import { modelsRoutes } from './routes/models.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { predictRoutes } from './routes/predict.ts';
+
+export interface AppDeps {
+  config: Config;
+  registry: ModelRegistry;
+  /** The training queue; without it the /v1/jobs routes are not mounted (e.g. a registry-only API). */
+  jobs?: JobsService;
+  /** Announces promotions to other processes (announceModel on a Redis connection). */
+  announce?: (announcement: ModelAnnouncement) => Promise<void>;
+  /** Defaults to a pino logger at config.logLevel. */
+  logger?: Logger;
+  /** Called for every route as it is registered; the OpenAPI contract test lists routes with it. */
+  onRoute?: (route: RouteOptions) => void;
+}
+
+/** Headers browsers may read from cross-origin responses. */
+const EXPOSED_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'x-model-version', REQUEST_ID_HEADER];
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    // pino's Logger is a FastifyBaseLogger; the cast only drops pino-specific typing.
+    loggerInstance: (deps.logger ?? createLogger(config)) as FastifyBaseLogger,
+    genReqId: requestIdFor,
+    requestIdHeader: false,
+    bodyLimit: config.bodyLimit,
+  });
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
+
+  useRequestIds(app);
+  useJsonBodies(app);
+  useZodSchemas(app);
+  useProblemDetails(app, { bodyLimit: config.bodyLimit });
+  useApiKeys(app, config.apiKeys);
+  const metrics = new ServiceMetrics(deps.jobs);
+  useMetrics(app, metrics);
+  if (config.corsOrigin) {
+    await app.register(cors, { origin: config.corsOrigin, exposedHeaders: EXPOSED_HEADERS });
+  }
+
+  await app.register(healthRoutes);
+  await app.register(consoleRoutes);
+  await app.register(modelsRoutes, {
+    prefix: '/v1',
+    registry: deps.registry,
+    ...(deps.announce ? { announce: deps.announce } : {}),
+  });
+  if (deps.jobs) await app.register(jobsRoutes, { prefix: '/v1', jobs: deps.jobs });
+
+  // Serving: the registry's latest model, loaded when the app is ready and hot-swapped on announcements.
+  const models = new ModelManager({
+    registry: deps.registry,
+    batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs },
+    pinnedCacheSize: config.modelCacheSize,
+    recheckIntervalMs: config.modelRecheckMs,
+    redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
+    logger: app.log,
+    onBatch: (_version, size) => metrics.batchSize.observe(size),
+  });
+  app.addHook('onReady', async () => {
+    await initEngine(config.engine);
+    await models.start();
+  });
+  app.addHook('onClose', () => models.stop());
+  await app.register(predictRoutes, {
+    prefix: '/v1',
+    models,
+    maxInstances: config.predictMaxInstances,
+    maxPixels: config.predictMaxPixels,
+    bodyLimit: config.bodyLimit,
+    rateLimitPerMinute: config.predictRateLimit,
+    onPredictions: (version, count) => metrics.predictions.inc({ model_version: version }, count),
+  });
+  const jobs = deps.jobs;
+  await app.register(opsRoutes, { models, metrics, ...(jobs ? { pingRedis: () => jobs.ping() } : {}) });
+  await app.register(docsRoutes);
+  return app;
+}

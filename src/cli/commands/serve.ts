@@ -1,0 +1,41 @@
+// `digits serve`: the HTTP API. SIGINT/SIGTERM stop taking requests, let the
+// ones in flight finish (up to SHUTDOWN_TIMEOUT_MS) and exit.
+import { startApi } from '../../api/server.ts';
+import { loadConfig } from '../../lib/config.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { parse } from '../args.ts';
+
+export const HELP = `Usage: digits serve
+
+Runs the HTTP API (openapi.yaml describes it). Configuration comes from the
+environment: PORT (3000), HOST (0.0.0.0), REDIS_URL (redis://127.0.0.1:6379),
+MODEL_DIR (./models), DATA_DIR (./data), LOG_LEVEL (info), API_KEYS,
+BODY_LIMIT (1mb), CORS_ORIGIN, SHUTDOWN_TIMEOUT_MS (10000), QUEUE_PREFIX.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const config = loadConfig();
+  const logger = createLogger(config, { process: 'api' });
+  const api = await startApi(config, logger);
+  logger.info({ url: api.url, modelDir: config.modelDir }, 'API listening');
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  logger.info({ signal }, 'shutting down');
+  // A second signal, or a shutdown that hangs, ends the process anyway.
+  process.once(signal, () => process.exit(130));
+  setTimeout(() => {
+    logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out');
+    process.exit(1);
+  }, config.shutdownTimeoutMs).unref();
+  await api.close();
+  logger.info('API stopped');
+  return 0;
+}

@@ -1,0 +1,213 @@
+// Configuration comes from the environment only, and is checked once at start-up:
+// a bad value stops the process with a message naming the variable, instead of
+// surfacing later as a confusing failure deep inside a request or a job.
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import type { DatasetName } from '../data/types.ts';
+import { ENGINE_NAMES } from '../engine/types.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** What `digits serve` and `digits worker` connect to when REDIS_URL is unset (`digits up` starts its own instead). */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+export interface Config {
+  /** PORT: HTTP port of `digits serve` (default 3000). */
+  port: number;
+  /** HOST: interface to listen on (default 0.0.0.0). */
+  host: string;
+  /** REDIS_URL: unset means `digits up` starts a private redis-server. */
+  redisUrl?: string;
+  /** MODEL_DIR: the model registry, shared by API and workers (absolute path; default ./models). */
+  modelDir: string;
+  /** DATA_DIR: job run directories, downloads and the private Redis's AOF (absolute path; default ./data). */
+  dataDir: string;
+  /** MNIST_DIR: a local directory with the four MNIST IDX files. */
+  mnistDir?: string;
+  /** FASHION_MNIST_DIR: the same for Fashion-MNIST. */
+  fashionMnistDir?: string;
+  /** ENGINE: tfjs backend for training (default auto: the fastest one that loads). */
+  engine: (typeof ENGINE_NAMES)[number] | 'auto';
+  /** LOG_LEVEL: pino level (default info). */
+  logLevel: LogLevel;
+  /** API_KEYS: comma-separated keys; when any are set, /v1 routes require one. */
+  apiKeys: string[];
+  /** BODY_LIMIT: largest accepted request body in bytes; accepts 512kb / 2mb (default 1mb). */
+  bodyLimit: number;
+  /** CORS_ORIGIN: `*` or comma-separated origins allowed to call the API from browsers; unset disables CORS. */
+  corsOrigin?: string[] | '*';
+  /** SHUTDOWN_TIMEOUT_MS: how long SIGINT/SIGTERM waits for in-flight work before exiting (default 10000). */
+  shutdownTimeoutMs: number;
+  /** PREDICT_MAX_INSTANCES: most images in one /v1/predict request (default 64). */
+  predictMaxInstances: number;
+  /** PREDICT_MAX_PIXELS: largest width × height of an uploaded image, against decompression bombs (default 24000000). */
+  predictMaxPixels: number;
+  /** PREDICT_RATE_LIMIT: /v1/predict requests per minute per client (API key, else IP); 0 = unlimited (default 0). */
+  predictRateLimit: number;
+  /** BATCH_WAIT_MS: longest an image waits for others to share its forward pass; 0 = next event-loop turn (default 1). */
+  batchWaitMs: number;
+  /** MAX_BATCH: most images per forward pass (default 64). */
+  maxBatch: number;
+  /** MODEL_CACHE_SIZE: versions pinned with ?model= kept loaded besides latest (default 3). */
+  modelCacheSize: number;
+  /** MODEL_RECHECK_MS: how often the API re-reads `latest` in case an announcement was missed (default 30000). */
+  modelRecheckMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const show = (value: string) => JSON.stringify(value);
+
+/** Unset and empty both mean "use the default": `PORT= digits serve` should not fail. */
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value?.trim() ? value.trim() : undefined));
+
+function integer(min: number, max: number, fallback: number) {
+  return optionalText.transform((value, ctx) => {
+    if (value === undefined) return fallback;
+    const number = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(number) || number < min || number > max) {
+      ctx.addIssue({ code: 'custom', message: `expected an integer ${min}–${max}, got ${show(value)}` });
+      return z.NEVER;
+    }
+    return number;
+  });
+}
+
+function oneOf<const T extends readonly string[]>(choices: T, fallback: T[number]) {
+  return optionalText.transform((value, ctx) => {
+    if (value === undefined) return fallback;
+    const lower = value.toLowerCase();
+    if (!(choices as readonly string[]).includes(lower)) {
+      ctx.addIssue({ code: 'custom', message: `expected one of ${choices.join(', ')}, got ${show(value)}` });
+      return z.NEVER;
+    }
+    return lower as T[number];
+  });
+}
+
+/** Paths are made absolute once, so workers and the API agree whatever their cwd. */
+const directory = (fallback: string) => optionalText.transform((value) => resolve(value ?? fallback));
+const optionalDirectory = optionalText.transform((value) => (value === undefined ? undefined : resolve(value)));
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1024, mb: 1024 ** 2 };
+const bodyLimit = optionalText.transform((value, ctx) => {
+  if (value === undefined) return 1024 ** 2;
+  const match = /^(\d+)\s*(b|kb|mb)?$/i.exec(value);
+  const bytes = match ? Number(match[1]) * (SIZE_UNITS[(match[2] ?? '').toLowerCase()] ?? NaN) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > 1024 ** 3) {
+    ctx.addIssue({ code: 'custom', message: `expected a size such as 1048576, 512kb or 2mb (at most 1024mb), got ${show(value)}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const redisUrl = optionalText.transform((value, ctx) => {
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (!url || !['redis:', 'rediss:'].includes(url.protocol)) {
+    ctx.addIssue({ code: 'custom', message: `expected a redis:// or rediss:// URL, got ${show(value)}` });
+    return z.NEVER;
+  }
+  return value;
+});
+
+const list = optionalText.transform((value) =>
+  value === undefined ? [] : value.split(',').map((item) => item.trim()).filter(Boolean),
+);
+
+const corsOrigin = optionalText.transform((value, ctx) => {
+  if (value === undefined) return undefined;
+  if (value === '*') return '*' as const;
+  const origins = value.split(',').map((item) => item.trim()).filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    if (!parsed || parsed.origin !== origin.replace(/\/$/, '')) {
+      ctx.addIssue({ code: 'custom', message: `expected * or comma-separated origins like https://example.com, got ${show(origin)}` });
+      return z.NEVER;
+    }
+  }
+  return origins.map((origin) => origin.replace(/\/$/, ''));
+});
+
+/** Environment variable name → how to read it; keys are the variable names so errors can name them. */
+const ENV_SCHEMA = z.object({
+  PORT: integer(1, 65535, 3000),
+  HOST: optionalText.transform((value) => value ?? '0.0.0.0'),
+  REDIS_URL: redisUrl,
+  MODEL_DIR: directory('models'),
+  DATA_DIR: directory('data'),
+  MNIST_DIR: optionalDirectory,
+  FASHION_MNIST_DIR: optionalDirectory,
+  ENGINE: oneOf(['auto', ...ENGINE_NAMES] as const, 'auto'),
+  LOG_LEVEL: oneOf(LOG_LEVELS, 'info'),
+  API_KEYS: list,
+  BODY_LIMIT: bodyLimit,
+  CORS_ORIGIN: corsOrigin,
+  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000, 10_000),
+  PREDICT_MAX_INSTANCES: integer(1, 4096, 64),
+  PREDICT_MAX_PIXELS: integer(784, 268_402_689, 24_000_000),
+  PREDICT_RATE_LIMIT: integer(0, 10_000_000, 0),
+  BATCH_WAIT_MS: integer(0, 2, 1),
+  MAX_BATCH: integer(1, 1024, 64),
+  MODEL_CACHE_SIZE: integer(0, 64, 3),
+  MODEL_RECHECK_MS: integer(1000, 3_600_000, 30_000),
+});
+
+/** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = ENV_SCHEMA.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
+  }
+  const v = parsed.data;
+  return {
+    port: v.PORT,
+    host: v.HOST,
+    modelDir: v.MODEL_DIR,
+    dataDir: v.DATA_DIR,
+    engine: v.ENGINE,
+    logLevel: v.LOG_LEVEL,
+    apiKeys: v.API_KEYS,
+    bodyLimit: v.BODY_LIMIT,
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    predictMaxInstances: v.PREDICT_MAX_INSTANCES,
+    predictMaxPixels: v.PREDICT_MAX_PIXELS,
+    predictRateLimit: v.PREDICT_RATE_LIMIT,
+    batchWaitMs: v.BATCH_WAIT_MS,
+    maxBatch: v.MAX_BATCH,
+    modelCacheSize: v.MODEL_CACHE_SIZE,
+    modelRecheckMs: v.MODEL_RECHECK_MS,
+    ...(v.REDIS_URL ? { redisUrl: v.REDIS_URL } : {}),
+    ...(v.MNIST_DIR ? { mnistDir: v.MNIST_DIR } : {}),
+    ...(v.FASHION_MNIST_DIR ? { fashionMnistDir: v.FASHION_MNIST_DIR } : {}),
+    ...(v.CORS_ORIGIN ? { corsOrigin: v.CORS_ORIGIN } : {}),
+  };
+}
+
+/** The local data directory configured for a data set (MNIST_DIR or FASHION_MNIST_DIR), if any. */
+export function datasetDir(config: Config, dataset: DatasetName): string | undefined {
+  return dataset === 'mnist' ? config.mnistDir : config.fashionMnistDir;
+}

@@ -1,0 +1,123 @@
+// Shared pieces of the serving tests: seed-net models published into a temp
+// registry, the real app listening on a free port, and images as real PNG bytes.
+import * as tf from '@tensorflow/tfjs';
+import { mkdtemp } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/api/app.ts';
+import { loadConfig } from '../../src/lib/config.ts';
+import { JobsService } from '../../src/queue/jobs-service.ts';
+import { announceModel } from '../../src/registry/announcements.ts';
+import { FileSystemRegistry } from '../../src/registry/filesystem.ts';
+import type { ModelVersion } from '../../src/registry/types.ts';
+import { buildSeedNet } from '../../src/model/seed-net.ts';
+import { initEngine } from '../../src/engine/index.ts';
+import { trainingMetadata, writeTrainingOutput } from './model-fixture.ts';
+import { connectRedis } from '../../src/queue/connection.ts';
+
+/** An untrained seed net (its seed makes its predictions its own) as a training output directory. */
+export async function seedNetOutput(seed: number, overrides: Record<string, unknown> = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'serving-model-'));
+  await initEngine(); // the backend the API will use too (idempotent)
+  const model = buildSeedNet(seed);
+  try {
+    return await writeTrainingOutput(
+      dir,
+      model,
+      trainingMetadata({ trainableParams: 14_320, normalization: { mean: 0.1307, std: 0.3081 }, ...overrides }),
+    );
+  } finally {
+    model.dispose();
+  }
+}
+
+export async function publishSeedNet(registry: FileSystemRegistry, seed: number, overrides: Record<string, unknown> = {}): Promise<ModelVersion> {
+  return registry.publish(await seedNetOutput(seed, overrides));
+}
+
+export interface ServingApi {
+  app: FastifyInstance;
+  url: string;
+  registry: FileSystemRegistry;
+  jobs: JobsService;
+  /** The queue's Redis key prefix (unique per API). */
+  prefix: string;
+  /** Publishes like a worker does: into the registry, then the announcement on Redis. */
+  publishAndAnnounce(seed: number): Promise<ModelVersion>;
+  close(): Promise<void>;
+}
+
+/** The real app (buildApp) on a free port, with the test Redis for jobs and model announcements. */
+export async function startServingApi(options: { redisUrl: string; env?: Record<string, string>; modelDir?: string }): Promise<ServingApi> {
+  const root = await mkdtemp(join(tmpdir(), 'serving-api-'));
+  const config = loadConfig({
+    MODEL_DIR: options.modelDir ?? join(root, 'models'),
+    DATA_DIR: join(root, 'data'),
+    REDIS_URL: options.redisUrl,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const registry = new FileSystemRegistry(config.modelDir);
+  const prefix = `test-serving-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
+  const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix });
+  const redis = connectRedis(options.redisUrl, 'api').on('error', () => {});
+  const app = await buildApp({ config, registry, jobs, announce: (announcement) => announceModel(redis, announcement) });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    app,
+    url: `http://127.0.0.1:${port}`,
+    registry,
+    jobs,
+    prefix,
+    async publishAndAnnounce(seed) {
+      const version = await publishSeedNet(registry, seed);
+      await announceModel(redis, { type: 'published', version: version.version });
+      return version;
+    },
+    async close() {
+      await app.close();
+      await jobs.close();
+      redis.disconnect();
+    },
+  };
+}
+
+/** 784 gray values (0–255) as a 28×28 PNG. */
+export async function pngOf(pixels: ArrayLike<number>, side = 28): Promise<Buffer> {
+  return sharp(Buffer.from(Uint8Array.from(pixels)), { raw: { width: side, height: side, channels: 1 } }).png().toBuffer();
+}
+
+/** A deterministic test image: a bright stroke whose position depends on `n`. */
+export function strokePixels(n: number): Uint8Array {
+  const pixels = new Uint8Array(784);
+  for (let y = 4; y < 24; y++) for (let x = 0; x < 3; x++) pixels[y * 28 + 6 + ((n * 3) % 16) + x] = 255;
+  return pixels;
+}
+
+/** Probabilities for `pixels` computed directly with tfjs (no HTTP), to check the service's answers. */
+export function directProbabilities(model: tf.LayersModel, pixels: Uint8Array, mean = 0.1307, std = 0.3081): number[] {
+  return tf.tidy(() => {
+    const x = tf.tensor4d(Float32Array.from(pixels, (v) => (v / 255 - mean) / std), [1, 28, 28, 1]);
+    return Array.from((model.predict(x) as tf.Tensor).dataSync());
+  });
+}
+
+export async function postPredict(url: string, body: BodyInit, contentType?: string, headers: Record<string, string> = {}) {
+  const response = await fetch(url, {
+    method: 'POST',
+    body,
+    headers: { ...(contentType ? { 'content-type': contentType } : {}), ...headers },
+  });
+  const text = await response.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, body: json, text };
+}
