@@ -55,9 +55,15 @@ export interface TrainForward {
 
 /**
  * Training-mode forward: BatchNorm on batch statistics, dropout on. `dropoutSeed`
- * must differ per batch. Returns logits (pre-softmax) and each block's batch stats.
+ * must differ per batch; `dropoutRate` 0 turns dropout off (parity checks).
+ * Returns logits (pre-softmax) and each block's batch stats.
  */
-export function forwardTrain(weights: SeedNetWeights, x: tf.Tensor4D, dropoutSeed: number): TrainForward {
+export function forwardTrain(
+  weights: SeedNetWeights,
+  x: tf.Tensor4D,
+  dropoutSeed: number,
+  dropoutRate = DROPOUT_RATE,
+): TrainForward {
   const statistics: BatchStatistics[] = [];
   let h: tf.Tensor4D = x;
   CONV_BLOCKS.forEach((block, i) => {
@@ -70,8 +76,8 @@ export function forwardTrain(weights: SeedNetWeights, x: tf.Tensor4D, dropoutSee
       variance: variance as tf.Tensor1D,
       count: a.shape[0] * a.shape[1] * a.shape[2],
     });
-    if (block.dropout) {
-      const mask = tf.tensor(dropoutMask(h.size, DROPOUT_RATE, deriveSeed(dropoutSeed, i)), h.shape);
+    if (block.dropout && dropoutRate > 0) {
+      const mask = tf.tensor(dropoutMask(h.size, dropoutRate, deriveSeed(dropoutSeed, i)), h.shape);
       h = tf.mul(h, mask) as tf.Tensor4D;
     }
     if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid') as tf.Tensor4D;
