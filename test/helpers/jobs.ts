@@ -2,7 +2,7 @@
 // MNIST (so a training job takes seconds), the API over real HTTP, worker
 // processes, SSE reading and polling.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -15,9 +15,21 @@ import { FileSystemRegistry } from '../../src/registry/filesystem.ts';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
 
+const tempDirs: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+/** Removes every directory writeTinyMnist and makeDirs created (call in afterAll). */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(tempDirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
 /** A temp directory with MNIST-shaped IDX files: `train` and `test` images with a learnable brightness cue. */
 export async function writeTinyMnist(train: number, test: number): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'jobs-mnist-'));
+  const dir = await tempDir('jobs-mnist-');
   const split = async (prefix: string, count: number) => {
     const labels = new Uint8Array(count).map((_, i) => (i * 7) % 10);
     const pixels = new Uint8Array(count * 784);
@@ -37,7 +49,7 @@ export interface TestDirs {
 }
 
 export async function makeDirs(mnistDir: string): Promise<TestDirs> {
-  const root = await mkdtemp(join(tmpdir(), 'jobs-test-'));
+  const root = await tempDir('jobs-test-');
   return { dataDir: join(root, 'data'), modelDir: join(root, 'models'), mnistDir };
 }
 

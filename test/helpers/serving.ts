@@ -106,10 +106,10 @@ export function directProbabilities(model: tf.LayersModel, pixels: Uint8Array, m
   });
 }
 
-export async function postPredict(url: string, body: BodyInit, contentType?: string, headers: Record<string, string> = {}) {
+export async function postPredict(url: string, body: string | Uint8Array | FormData, contentType?: string, headers: Record<string, string> = {}) {
   const response = await fetch(url, {
     method: 'POST',
-    body,
+    body: typeof body === 'string' || body instanceof FormData ? body : new Uint8Array(body),
     headers: { ...(contentType ? { 'content-type': contentType } : {}), ...headers },
   });
   const text = await response.text();

@@ -1,0 +1,67 @@
+// `digits worker`: one training worker (concurrency 1; run one per GPU or core).
+// SIGINT/SIGTERM stop the running training at the next batch boundary and put
+// the job back in the queue (its checkpoint is kept), then exit.
+import { datasetDir, DEFAULT_REDIS_URL, loadConfig } from '../../lib/config.ts';
+import { createLogger } from '../../lib/logger.ts';
+import { startTrainingWorker } from '../../queue/worker.ts';
+import { loadQueueEnv } from '../../queue/settings.ts';
+import { announceModel } from '../../registry/announcements.ts';
+import { FileSystemRegistry } from '../../registry/filesystem.ts';
+import { parse } from '../args.ts';
+
+export const HELP = `Usage: digits worker
+
+Takes training jobs from the queue one at a time. Configuration comes from the
+environment: REDIS_URL (default redis://127.0.0.1:6379), DATA_DIR, MODEL_DIR,
+MNIST_DIR, FASHION_MNIST_DIR, ENGINE, LOG_LEVEL, QUEUE_PREFIX,
+WORKER_LOCK_DURATION_MS, WORKER_STALLED_INTERVAL_MS.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const config = loadConfig();
+  const queueEnv = loadQueueEnv();
+  const logger = createLogger(config, { component: 'worker' });
+  const registry = new FileSystemRegistry(config.modelDir);
+
+  const worker = await startTrainingWorker({
+    redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
+    ...queueEnv,
+    logger,
+    processor: {
+      dataDir: config.dataDir,
+      datasetDir: (dataset) => datasetDir(config, dataset),
+      engine: config.engine,
+      publish: (modelDir, metadata) => registry.publish(modelDir, metadata),
+      announce: (redis, model) => announceModel(redis, { type: 'published', version: model.version }),
+    },
+  });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: NodeJS.Signals | 'disconnect') => {
+      logger.info({ signal }, 'shutting down');
+      // A second Ctrl-C does not wait for the training thread to reach a batch boundary.
+      if (signal !== 'disconnect') process.once(signal, () => process.exit(130));
+      setTimeout(() => {
+        logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; the job will be recovered as stalled');
+        process.exit(1);
+      }, config.shutdownTimeoutMs).unref();
+      void worker.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    // Started by `digits up` with an IPC channel: stop too when that parent dies.
+    if (process.channel) {
+      process.channel.unref();
+      process.once('disconnect', () => stop('disconnect'));
+    }
+  });
+  logger.info('worker stopped');
+  // With Redis gone, BullMQ's retry timers would hold the process a few more seconds; unref'd, this only fires then.
+  setTimeout(() => process.exit(0), 1000).unref();
+  return 0;
+}

@@ -1,0 +1,340 @@
+// The API's side of the training queue: create (with Idempotency-Key), get,
+// list, cancel and follow jobs. Every Redis round trip is bounded: if Redis is
+// down or does not answer within timeoutMs, callers get QueueUnavailableError (503).
+import { createHash, randomUUID } from 'node:crypto';
+import type { QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  connectRedis,
+  createQueueEvents,
+  createTrainingQueue,
+  JOB_NAME,
+  serviceKeys,
+  type QueueSettings,
+  type TrainingQueue,
+} from './connection.ts';
+import {
+  IdempotencyKeyInFlightError,
+  IdempotencyKeyReusedError,
+  InvalidRequestError,
+  JobNotFoundError,
+  JobStateConflictError,
+  QueueUnavailableError,
+} from './errors.ts';
+import { JobEventHub, type QueueChange } from './job-events.ts';
+import { isFinished, toJobView, type CancelRecord } from './job-view.ts';
+import type { JobRequest, JobState, JobView } from './schema.ts';
+import { readProgress } from './schema.ts';
+import type { BatchProgress, EpochMetrics } from '../training/types.ts';
+
+/** Job ids are UUIDs we issue; anything else cannot name a job (and never reaches a Redis key). */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
+/** Retries resume from the last checkpoint, so a transient failure costs at most one epoch. */
+const JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const;
+/** GET /v1/jobs with a state filter examines at most this many jobs per page. */
+const LIST_SCAN_LIMIT = 1000;
+
+export interface ListJobsOptions {
+  state?: JobState;
+  limit: number;
+  /** The id of the last job of the previous page. */
+  cursor?: string;
+}
+
+export interface JobPage {
+  jobs: JobView[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** What GET /v1/jobs/:id/events sends, in order: the current job, then its changes until it ends. */
+export type JobEvent =
+  | { event: 'state'; data: JobView }
+  | { event: 'progress'; data: { id: string; state: 'active'; progress: BatchProgress } }
+  | { event: 'epoch'; data: { id: string; metrics: EpochMetrics } }
+  | { event: 'completed' | 'failed' | 'cancelled'; data: JobView };
+
+export interface JobsServiceOptions extends QueueSettings {
+  /** Longest wait for Redis per operation before answering 503 (default 2000). */
+  timeoutMs?: number;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** JSON with sorted keys, so equal requests have equal fingerprints whatever their key order. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function isConnectionError(error: unknown): boolean {
+  const { name, message, code } = error as { name?: string; message?: string; code?: string };
+  return (
+    name === 'MaxRetriesPerRequestError' ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    /Connection is closed|Command timed out|enableOfflineQueue|Stream isn't writeable|ECONNREFUSED/i.test(message ?? '')
+  );
+}
+
+export interface JobsServiceParts {
+  queue: TrainingQueue;
+  /** A fail-fast connection (connectRedis(url, 'api')), also used by queue. */
+  redis: Redis;
+  queueEvents: QueueEvents;
+  settings: QueueSettings;
+  timeoutMs?: number;
+  /** Connections to close with the service (beyond redis). */
+  ownedConnections?: Redis[];
+  /** Called first by close(): makes the connections give up reconnecting. */
+  stopReconnecting?: () => void;
+}
+
+export class JobsService {
+  private readonly queue: TrainingQueue;
+  private readonly redis: Redis;
+  private readonly queueEvents: QueueEvents;
+  private readonly keys: ReturnType<typeof serviceKeys>;
+  private readonly hub: JobEventHub;
+  private readonly timeoutMs: number;
+  private readonly ownedConnections: Redis[];
+  private readonly stopReconnecting: () => void;
+
+  constructor(parts: JobsServiceParts) {
+    this.queue = parts.queue;
+    this.redis = parts.redis;
+    this.queueEvents = parts.queueEvents;
+    this.keys = serviceKeys(parts.settings.prefix);
+    this.hub = new JobEventHub(parts.queueEvents);
+    this.timeoutMs = parts.timeoutMs ?? 2000;
+    this.ownedConnections = parts.ownedConnections ?? [];
+    this.stopReconnecting = parts.stopReconnecting ?? (() => {});
+  }
+
+  /** Connects to Redis lazily: while Redis is down, requests get 503 until it is back. */
+  static connect(options: JobsServiceOptions): JobsService {
+    const stop = new AbortController();
+    // Errors surface per request as 503s; without listeners every failed reconnect would be logged.
+    const ignore = () => {};
+    const redis = connectRedis(options.redisUrl, 'api', stop.signal).on('error', ignore);
+    const queue = createTrainingQueue(options, redis);
+    queue.on('error', ignore);
+    const eventsConnection = connectRedis(options.redisUrl, 'blocking', stop.signal).on('error', ignore);
+    const queueEvents = createQueueEvents(options, eventsConnection);
+    queueEvents.on('error', ignore);
+    return new JobsService({
+      queue,
+      redis,
+      queueEvents,
+      settings: options,
+      timeoutMs: options.timeoutMs,
+      ownedConnections: [eventsConnection],
+      stopReconnecting: () => stop.abort(),
+    });
+  }
+
+  async close(): Promise<void> {
+    // A Redis that never came up would otherwise keep BullMQ waiting for "ready" forever.
+    this.stopReconnecting();
+    await Promise.allSettled([this.queueEvents.close(), this.queue.close()]);
+    for (const connection of [this.redis, ...this.ownedConnections]) connection.disconnect();
+  }
+
+  /** Runs a Redis operation with a deadline; connection trouble becomes QueueUnavailableError. */
+  private async guard<T>(operation: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new QueueUnavailableError(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+    });
+    try {
+      return await Promise.race([operation(), deadline]);
+    } catch (error) {
+      if (isConnectionError(error) || (this.redis.status !== 'ready' && !('statusCode' in (error as object)))) {
+        throw new QueueUnavailableError(error);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Queues a job. With an idempotency key, a repeat of the same request returns the first job (created: false). */
+  create(request: JobRequest, idempotencyKey?: string): Promise<{ job: JobView; created: boolean }> {
+    return this.guard(async () => {
+      if (idempotencyKey === undefined) return { job: await this.add(randomUUID(), request), created: true };
+      const key = this.keys.idempotency(sha256(idempotencyKey));
+      const fingerprint = sha256(canonicalJson(request));
+      const jobId = randomUUID();
+      const claimed = await this.redis.set(key, JSON.stringify({ jobId, fingerprint }), 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
+      if (claimed === 'OK') {
+        try {
+          return { job: await this.add(jobId, request), created: true };
+        } catch (error) {
+          await this.redis.del(key).catch(() => {});
+          throw error;
+        }
+      }
+      const stored = await this.redis.get(key);
+      if (stored === null) throw new IdempotencyKeyInFlightError();
+      const earlier = JSON.parse(stored) as { jobId: string; fingerprint: string };
+      if (earlier.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(earlier.jobId);
+      const job = await this.find(earlier.jobId);
+      if (!job) throw new IdempotencyKeyInFlightError();
+      return { job, created: false };
+    });
+  }
+
+  private async add(jobId: string, request: JobRequest): Promise<JobView> {
+    // Index first: an index entry without a job is skipped by list, a job without one would be invisible.
+    await this.redis.zadd(this.keys.index, Date.now(), jobId);
+    const job = await this.queue.add(JOB_NAME, { request }, { ...JOB_OPTIONS, jobId });
+    return toJobView(job, 'waiting', undefined);
+  }
+
+  get(id: string): Promise<JobView> {
+    return this.guard(async () => {
+      const job = await this.find(id);
+      if (!job) throw new JobNotFoundError(id);
+      return job;
+    });
+  }
+
+  private async find(id: string): Promise<JobView | undefined> {
+    if (!JOB_ID.test(id)) return undefined;
+    const [job, cancelJson] = await Promise.all([this.queue.getJob(id), this.redis.hget(this.keys.cancelled, id)]);
+    const cancel = cancelJson ? (JSON.parse(cancelJson) as CancelRecord) : undefined;
+    if (!job) return cancel?.snapshot;
+    return toJobView(job, await job.getState(), cancel);
+  }
+
+  /** Newest first. With a state filter a page may hold fewer than `limit` jobs while nextCursor is not null. */
+  list(options: ListJobsOptions): Promise<JobPage> {
+    return this.guard(async () => {
+      let start = 0;
+      if (options.cursor !== undefined) {
+        const rank = JOB_ID.test(options.cursor) ? await this.redis.zrevrank(this.keys.index, options.cursor) : null;
+        if (rank === null) throw new InvalidRequestError(`cursor ${JSON.stringify(options.cursor)} is not a nextCursor from an earlier page`);
+        start = rank + 1;
+      }
+      const jobs: JobView[] = [];
+      let position = start;
+      let lastExamined: string | undefined;
+      while (jobs.length < options.limit && position - start < LIST_SCAN_LIMIT) {
+        const ids = await this.redis.zrevrange(this.keys.index, position, position + options.limit - 1);
+        if (ids.length === 0) break;
+        for (const id of ids) {
+          position += 1;
+          lastExamined = id;
+          const job = await this.find(id);
+          if (job && (!options.state || job.state === options.state)) jobs.push(job);
+          if (jobs.length === options.limit) break;
+        }
+      }
+      const more = position < (await this.redis.zcard(this.keys.index));
+      return { jobs, nextCursor: more && lastExamined ? lastExamined : null };
+    });
+  }
+
+  /**
+   * Queued: removed from the queue, shown as cancelled from then on. Active: the
+   * worker running it is told (pub/sub) and stops at the next batch boundary,
+   * keeping its checkpoint; the job shows cancelled once it has stopped.
+   */
+  cancel(id: string): Promise<JobView> {
+    return this.guard(async () => {
+      const job = await this.find(id);
+      if (!job) throw new JobNotFoundError(id);
+      if (job.state === 'cancelled') return job;
+      if (isFinished(job.state)) throw new JobStateConflictError(id, job.state, 'cancelled');
+      const cancelledAt = Date.now();
+      const snapshot: JobView = { ...job, state: 'cancelled', finishedAt: new Date(cancelledAt).toISOString() };
+      // Mark first, so a worker that takes the job right now still sees it is cancelled.
+      const record: CancelRecord = job.state === 'queued' ? { cancelledAt, snapshot } : { cancelledAt };
+      await this.redis.hset(this.keys.cancelled, id, JSON.stringify(record));
+      await this.redis.publish(this.keys.cancelChannel, id);
+      // 0 means a worker has locked it meanwhile; that worker will see the mark.
+      if (job.state === 'queued' && (await this.queue.remove(id)) === 1) return snapshot;
+      return (await this.find(id)) ?? snapshot;
+    });
+  }
+
+  /**
+   * The job's events: its current view first, then progress, epochs and state
+   * changes, ending with completed, failed or cancelled. Stops early when signal aborts.
+   */
+  async *events(id: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
+    const changes: QueueChange[] = [];
+    let wake: (() => void) | undefined;
+    const notify = () => {
+      wake?.();
+      wake = undefined;
+    };
+    // Subscribe before reading the job, so nothing that happens in between is missed.
+    const unsubscribe = this.hub.subscribe(id, (change) => {
+      changes.push(change);
+      notify();
+    });
+    signal.addEventListener('abort', notify);
+    try {
+      let job = await this.get(id);
+      yield { event: 'state', data: job };
+      let lastEpoch = job.metrics.at(-1)?.epoch ?? 0;
+      while (!isFinished(job.state) && !signal.aborted) {
+        const change = changes.shift();
+        if (!change) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          continue;
+        }
+        if (change.type === 'progress') {
+          for (const metrics of change.progress.metrics.filter((m) => m.epoch > lastEpoch)) {
+            yield { event: 'epoch', data: { id, metrics } };
+            lastEpoch = metrics.epoch;
+          }
+          if (change.progress.batch) yield { event: 'progress', data: { id, state: 'active', progress: change.progress.batch } };
+          continue;
+        }
+        const previous = job.state;
+        job = await this.get(id).catch((error: unknown) => {
+          // A queued job that was cancelled is removed; its snapshot may be written a moment later.
+          if (error instanceof JobNotFoundError && change.to === 'removed') return { ...job, state: 'cancelled' as const };
+          throw error;
+        });
+        if (!isFinished(job.state) && job.state !== previous) yield { event: 'state', data: job };
+      }
+      if (isFinished(job.state)) yield { event: job.state as 'completed' | 'failed' | 'cancelled', data: job };
+    } finally {
+      unsubscribe();
+      signal.removeEventListener('abort', notify);
+    }
+  }
+
+  /** Resolves when Redis answers (GET /readyz). */
+  ping(): Promise<void> {
+    return this.guard(async () => {
+      await this.redis.ping();
+    });
+  }
+
+  /** Jobs by BullMQ state and the progress of active ones, for GET /metrics (read at scrape time). */
+  stats(): Promise<{ counts: Record<string, number>; active: { id: string; epoch: number; epochs: number; testAccuracy: number | null }[] }> {
+    return this.guard(async () => {
+      const [counts, active] = await Promise.all([this.queue.getJobCounts(), this.queue.getActive()]);
+      return {
+        counts,
+        active: active.map((job) => {
+          const progress = readProgress(job.progress);
+          const epochs = progress.batch?.epochs ?? job.data.request.epochs;
+          return { id: job.id!, epoch: progress.batch?.epoch ?? 0, epochs, testAccuracy: progress.metrics.at(-1)?.testAccuracy ?? null };
+        }),
+      };
+    });
+  }
+}

@@ -1,0 +1,154 @@
+// The BullMQ processor for training jobs. It stays thin: training runs in a
+// thread; this forwards progress to the job (throttled), and on success
+// publishes the model to the registry and announces it.
+// Each job trains in <DATA_DIR>/runs/<jobId> with resume on, so a retried or
+// stall-recovered job continues from its last checkpoint instead of epoch 1.
+import { join } from 'node:path';
+import { UnrecoverableError, WaitingError, type Job, type Processor } from 'bullmq';
+import type { DatasetName } from '../data/types.ts';
+import type { EngineName } from '../engine/types.ts';
+import type { Logger } from '../lib/logger.ts';
+import type { ModelVersion, PublishMetadata } from '../registry/types.ts';
+import type { BatchProgress, EpochMetrics, TrainResult } from '../training/types.ts';
+import { CANCELLED_REASON } from './job-view.ts';
+import { readProgress, recipeOf, type JobData, type JobProgressRecord, type JobResult } from './schema.ts';
+import { trainInThread, type ThreadCallbacks, type ThreadTrainOptions } from './thread-runner.ts';
+
+/** Abort reason used when the worker shuts down: the job goes back to the queue, not to cancelled. */
+export const SHUTDOWN_REASON = 'worker shutting down';
+
+export interface ProcessorDeps {
+  /** DATA_DIR: run directories live in <dataDir>/runs/<jobId>; also the download cache. */
+  dataDir: string;
+  /** Local IDX directory for a data set (MNIST_DIR / FASHION_MNIST_DIR), if configured. */
+  datasetDir: (dataset: DatasetName) => string | undefined;
+  engine: EngineName | 'auto';
+  publish: (modelDir: string, metadata: PublishMetadata) => Promise<ModelVersion>;
+  announce: (model: ModelVersion) => Promise<void>;
+  isCancelled: (jobId: string) => Promise<boolean>;
+  logger: Logger;
+  /** How often the cancel mark is polled besides the pub/sub message (default 5000 ms). */
+  cancelPollMs?: number;
+  /** Least time between two progress writes to Redis (default 500 ms); epochs are written at once. */
+  progressIntervalMs?: number;
+  /** Replaces trainInThread (tests). */
+  train?: (options: ThreadTrainOptions, callbacks: ThreadCallbacks) => Promise<TrainResult>;
+}
+
+export function runDirectory(dataDir: string, jobId: string): string {
+  return join(dataDir, 'runs', jobId);
+}
+
+/** Keeps the job's progress record and writes it to Redis at most every intervalMs. */
+class ProgressReporter {
+  private readonly record: JobProgressRecord;
+  private lastWrite = 0;
+  private started = false;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly job: Job<JobData, JobResult>,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {
+    // Metrics of earlier attempts stay; the batch and resume marker are this attempt's.
+    this.record = { ...readProgress(job.progress), batch: null, resumedFromEpoch: null };
+  }
+
+  batch = (progress: BatchProgress): void => {
+    if (!this.started) {
+      this.started = true;
+      // Epochs from this one on are trained again; what an earlier attempt reported for them is stale.
+      this.record.metrics = this.record.metrics.filter((m) => m.epoch < progress.epoch);
+      if (progress.epoch > 1) {
+        this.record.resumedFromEpoch = progress.epoch;
+        this.logger.info({ jobId: this.job.id, epoch: progress.epoch }, 'resuming from checkpoint');
+        void this.job.log(`attempt ${this.job.attemptsStarted} resumed from checkpoint at epoch ${progress.epoch}`).catch(() => {});
+      }
+    }
+    this.record.batch = progress;
+    if (Date.now() - this.lastWrite >= this.intervalMs) this.write();
+  };
+
+  epoch = (metrics: EpochMetrics): void => {
+    this.record.metrics = [...this.record.metrics.filter((m) => m.epoch < metrics.epoch), metrics];
+    this.record.engine = metrics.engine;
+    this.write();
+  };
+
+  private write(): void {
+    this.lastWrite = Date.now();
+    const snapshot = structuredClone(this.record);
+    // Chained so writes land in order; a failed write (Redis blip) must not fail the training.
+    this.writing = this.writing.then(() =>
+      this.job.updateProgress(snapshot).catch((error: Error) => this.logger.warn({ err: error, jobId: this.job.id }, 'progress not saved')),
+    );
+  }
+
+  async flush(): Promise<void> {
+    this.write();
+    await this.writing;
+  }
+}
+
+export function createTrainingProcessor(deps: ProcessorDeps): Processor<JobData, JobResult> {
+  const trainer = deps.train ?? trainInThread;
+  // Three parameters: BullMQ passes an AbortSignal only to processors that declare one.
+  return async (job, token, signal) => {
+    const jobId = job.id!;
+    const log = deps.logger.child({ jobId });
+    if (await deps.isCancelled(jobId)) throw new UnrecoverableError(CANCELLED_REASON);
+    const recipe = recipeOf(job.data.request);
+    const reporter = new ProgressReporter(job, deps.progressIntervalMs ?? 500, log);
+    // Cancel requests arrive by pub/sub (worker.cancelJob aborts `signal`); polling the
+    // mark as well covers a message missed while the subscriber was reconnecting.
+    const polled = new AbortController();
+    const poll = setInterval(() => {
+      deps.isCancelled(jobId).then((yes) => yes && polled.abort(CANCELLED_REASON), () => {});
+    }, deps.cancelPollMs ?? 5000);
+    const stop = signal ? AbortSignal.any([signal, polled.signal]) : polled.signal;
+    log.info({ recipe, attempt: job.attemptsStarted }, 'training started');
+    let result: TrainResult | undefined;
+    try {
+      result = await trainer(
+        {
+          recipe,
+          outDir: runDirectory(deps.dataDir, jobId),
+          dataDir: deps.datasetDir(recipe.dataset),
+          cacheDir: deps.dataDir,
+          engine: deps.engine,
+          metadata: { jobId },
+        },
+        { signal: stop, onBatch: reporter.batch, onEpoch: reporter.epoch },
+      );
+    } catch (error) {
+      // Stopped before any batch (e.g. while loading data): still a cancellation or a shutdown.
+      if (!stop.aborted) throw error;
+    } finally {
+      clearInterval(poll);
+    }
+    await reporter.flush();
+
+    if (!result || result.outcome === 'cancelled') {
+      if (stop.reason === SHUTDOWN_REASON && token) {
+        // Back to the queue; the next worker resumes from the checkpoint.
+        log.info('training interrupted by shutdown; job returned to the queue');
+        await job.moveToWait(token);
+        throw new WaitingError();
+      }
+      log.info('training cancelled');
+      throw new UnrecoverableError(CANCELLED_REASON);
+    }
+
+    if (!result.modelDir) throw new Error(`training of job ${jobId} ended (${result.outcome}) without a model directory`);
+    const model = await deps.publish(result.modelDir, { jobId, engine: result.engine, metrics: result.metrics });
+    log.info({ version: model.version, testAccuracy: model.testAccuracy }, 'model published');
+    await deps.announce(model).catch((error: Error) => log.warn({ err: error }, 'model published but not announced'));
+    return {
+      modelVersion: model.version,
+      metrics: result.metrics,
+      engine: result.engine,
+      outcome: result.outcome,
+    };
+  };
+}

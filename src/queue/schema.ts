@@ -1,0 +1,85 @@
+// What a training job is, on the wire and in Redis.
+import { z } from 'zod';
+import { DATASET_NAMES } from '../data/types.ts';
+import { SEED_RECIPE } from '../training/recipe.ts';
+import type { BatchProgress, EpochMetrics, Recipe } from '../training/types.ts';
+
+/** POST /v1/jobs body; every field is optional and defaults to the seed recipe. Unknown keys are errors (typos). */
+export const JobRequestSchema = z.strictObject({
+  dataset: z.enum(DATASET_NAMES).default(SEED_RECIPE.dataset),
+  epochs: z.int().min(1).max(50).default(SEED_RECIPE.epochs),
+  batchSize: z.int().min(1).max(60_000).default(SEED_RECIPE.batchSize),
+  learningRate: z.number().gt(0).max(10).default(SEED_RECIPE.learningRate),
+  momentum: z.number().min(0).lt(1).default(SEED_RECIPE.momentum),
+  seed: z.int().min(0).max(2 ** 31 - 1).default(SEED_RECIPE.seed),
+  limit: z.int().min(1).max(60_000).optional(),
+  targetAccuracy: z.number().gt(0).max(1).optional(),
+  name: z.string().trim().min(1).max(200).optional(),
+});
+export type JobRequest = z.infer<typeof JobRequestSchema>;
+
+export function recipeOf(request: JobRequest): Recipe {
+  const { name: _name, ...recipe } = request;
+  return recipe;
+}
+
+export const JOB_STATES = ['queued', 'active', 'completed', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+/** BullMQ job data. */
+export interface JobData {
+  request: JobRequest;
+}
+
+/** BullMQ job progress: the latest batch, all epochs so far, and where this attempt started. */
+export interface JobProgressRecord {
+  batch: BatchProgress | null;
+  metrics: EpochMetrics[];
+  engine: string | null;
+  /** Epoch the latest attempt started at when it resumed from a checkpoint (> 1), else null. */
+  resumedFromEpoch: number | null;
+}
+
+/** BullMQ job return value. */
+export interface JobResult {
+  modelVersion: string;
+  metrics: EpochMetrics[];
+  engine: string;
+  outcome: 'completed' | 'target-reached';
+}
+
+/** A job as the API shows it. */
+export interface JobView {
+  id: string;
+  name: string | null;
+  state: JobState;
+  request: JobRequest;
+  /** The latest batch of the latest attempt (epoch, batch, fraction 0..1, etaSeconds, runningLoss). */
+  progress: BatchProgress | null;
+  metrics: EpochMetrics[];
+  engine: string | null;
+  /** How many times a worker has started it (a retry or a stall recovery adds one). */
+  attempts: number;
+  resumedFromEpoch: number | null;
+  modelVersion: string | null;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export function emptyProgress(): JobProgressRecord {
+  return { batch: null, metrics: [], engine: null, resumedFromEpoch: null };
+}
+
+/** Reads job.progress defensively: BullMQ initialises it to 0. */
+export function readProgress(raw: unknown): JobProgressRecord {
+  if (!raw || typeof raw !== 'object' || !Array.isArray((raw as JobProgressRecord).metrics)) return emptyProgress();
+  const record = raw as Partial<JobProgressRecord>;
+  return {
+    batch: record.batch ?? null,
+    metrics: record.metrics ?? [],
+    engine: record.engine ?? null,
+    resumedFromEpoch: record.resumedFromEpoch ?? null,
+  };
+}

@@ -1,0 +1,92 @@
+// A training worker: a BullMQ Worker (concurrency 1) running the training
+// processor, plus a pub/sub subscriber that turns cancel requests into aborts.
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../lib/logger.ts';
+import { connectRedis, QUEUE_NAME, serviceKeys, type QueueSettings } from './connection.ts';
+import { CANCELLED_REASON } from './job-view.ts';
+import { createTrainingProcessor, SHUTDOWN_REASON, type ProcessorDeps } from './processor.ts';
+import type { JobData, JobResult } from './schema.ts';
+import type { WorkerTimings } from './settings.ts';
+
+export interface TrainingWorkerOptions extends QueueSettings, WorkerTimings {
+  logger: Logger;
+  processor: Omit<ProcessorDeps, 'isCancelled' | 'logger' | 'announce'> & {
+    /** Announces a published model; gets the worker's Redis connection. */
+    announce: (redis: Redis, model: Parameters<ProcessorDeps['announce']>[0]) => Promise<void>;
+  };
+}
+
+export interface TrainingWorker {
+  worker: Worker<JobData, JobResult>;
+  /** Stops the running training at the next batch (it returns to the queue, checkpoint kept) and disconnects. */
+  close(): Promise<void>;
+}
+
+export async function startTrainingWorker(options: TrainingWorkerOptions): Promise<TrainingWorker> {
+  const { logger } = options;
+  const keys = serviceKeys(options.prefix);
+  // Aborted on close, so a worker whose Redis is down can still stop.
+  const stop = new AbortController();
+  const connection = connectRedis(options.redisUrl, 'blocking', stop.signal);
+  const subscriber = connectRedis(options.redisUrl, 'blocking', stop.signal);
+  // While Redis is down every reconnect attempt fails: log the first failure and the recovery, not each attempt.
+  for (const [name, client] of [['main', connection], ['subscriber', subscriber]] as const) {
+    let down = false;
+    client.on('error', (error) => {
+      if (!down) logger.warn({ err: error, connection: name }, 'redis connection lost; reconnecting');
+      down = true;
+    });
+    client.on('ready', () => {
+      if (down) logger.info({ connection: name }, 'redis connection restored');
+      down = false;
+    });
+  }
+
+  const processor = createTrainingProcessor({
+    ...options.processor,
+    logger,
+    announce: (model) => options.processor.announce(connection, model),
+    isCancelled: async (jobId) => (await connection.hexists(keys.cancelled, jobId)) === 1,
+  });
+  const worker = new Worker<JobData, JobResult>(QUEUE_NAME, processor, {
+    connection,
+    prefix: options.prefix,
+    concurrency: 1,
+    lockDuration: options.lockDurationMs,
+    stalledInterval: options.stalledIntervalMs,
+    // A worker that dies twice on the same job (e.g. out of memory) fails it instead of looping.
+    maxStalledCount: 2,
+    autorun: false,
+  });
+  worker.on('error', (error) => {
+    if (connection.status === 'ready') logger.warn({ err: error }, 'worker error');
+  });
+  worker.on('completed', (job, result) => logger.info({ jobId: job.id, version: result.modelVersion }, 'job completed'));
+  worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, err: error.message }, 'job failed'));
+  worker.on('stalled', (jobId) => logger.warn({ jobId }, 'job stalled; back in the queue'));
+
+  subscriber.on('message', (_channel, jobId: string) => {
+    if (worker.cancelJob(jobId, CANCELLED_REASON)) logger.info({ jobId }, 'cancel requested; stopping at the next batch');
+  });
+  await subscriber.subscribe(keys.cancelChannel);
+  void worker.run();
+  await worker.waitUntilReady();
+  logger.info({ queue: QUEUE_NAME, prefix: options.prefix }, 'worker ready');
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        worker.cancelAllJobs(SHUTDOWN_REASON);
+        stop.abort();
+        // Without Redis nothing can be handed back; don't wait for BullMQ's fetch loop (it would wait for Redis).
+        await worker.close(connection.status !== 'ready');
+        await subscriber.quit().catch(() => subscriber.disconnect());
+        await connection.quit().catch(() => connection.disconnect());
+      })();
+      return closing;
+    },
+  };
+}
