@@ -20,6 +20,11 @@ export interface RedisServerOptions {
   /** Directory for the append-only file; omit for a purely in-memory server. */
   dataDir?: string;
   port?: number;
+  /**
+   * Run in its own process group, so a terminal's Ctrl-C reaches only the parent,
+   * which can then stop workers (handing their jobs back) before stopping Redis.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface RunningRedisServer {
@@ -84,7 +89,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   } else {
     args.push('--appendonly', 'no');
   }
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: options.ownProcessGroup ?? false });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await Promise.race([
     waitForPort(port, 10_000),

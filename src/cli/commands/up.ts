@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!config.redisUrl) {
     const dataDir = join(config.dataDir, 'redis');
     // Throws RedisServerNotFoundError, whose message says how to install one or what to use instead.
-    redis = await startRedisServer({ dataDir });
+    redis = await startRedisServer({ dataDir, ownProcessGroup: true });
     logger.info({ url: redis.url, pid: redis.process.pid, dataDir }, 'private redis-server started');
   }
   const redisUrl = config.redisUrl ?? redis!.url;
