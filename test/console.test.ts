@@ -1,0 +1,223 @@
+// The web console in a real browser (Debian's chromium through playwright-core)
+// against the real app on a free port, a real worker process and real Redis,
+// with API keys on. It trains a small job from the form and watches it live,
+// draws a digit for a prediction, uploads an MNIST image, promotes a version,
+// and saves the README's screenshots (docs/screenshots/) on the way.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { readIdxImages } from '../src/data/idx.ts';
+import type { ModelVersion } from '../src/registry/types.ts';
+import { makeDirs, REPO_ROOT, spawnWorker, waitFor, writeTinyMnist, type WorkerProcess } from './helpers/jobs.ts';
+import { publishSeedNet, startServingApi, type ServingApi } from './helpers/serving.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(`console.test.ts: SKIPPED, no chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
+}
+
+const MNIST_DIR = join(REPO_ROOT, '..', 'shared', 'data', 'mnist');
+const SCREENSHOTS = join(REPO_ROOT, 'docs', 'screenshots');
+const API_KEY = 'console-test-key';
+const DESKTOP = { width: 1280, height: 860 };
+const PHONE = { width: 390, height: 844 };
+/** Small enough to train in seconds, big enough to learn digits a little: 2 epochs of 2000 images. */
+const JOB_FORM = { epochs: '2', batchSize: '32', learningRate: '0.05', momentum: '0.9', limit: '2000', name: 'console test' };
+
+let api: ServingApi;
+let worker: WorkerProcess;
+let browser: Browser;
+let page: Page;
+let mnistDir: string;
+let untrained: ModelVersion;
+let trainedVersion: string;
+const pageErrors: string[] = [];
+
+const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
+
+/** Strokes of a "7" on the drawing pad with the mouse, in fractions of its size. */
+async function drawSeven(): Promise<void> {
+  const box = (await page.locator('#pad').boundingBox())!;
+  const at = (x: number, y: number) => [box.x + x * box.width, box.y + y * box.height] as const;
+  await page.mouse.move(...at(0.25, 0.22));
+  await page.mouse.down();
+  await page.mouse.move(...at(0.75, 0.22), { steps: 8 });
+  await page.mouse.move(...at(0.45, 0.85), { steps: 10 });
+  await page.mouse.up();
+}
+
+/** Waits for the prediction panel to show a label and returns what it shows. */
+async function shownPrediction() {
+  await page.locator('#prediction .prediction-result').waitFor({ state: 'visible' });
+  return {
+    label: await page.locator('#prediction-label').textContent(),
+    bars: await page.locator('#prediction-bars li').count(),
+    top: await page.locator('#prediction-bars li.top').count(),
+    version: await page.locator('#prediction-model code').textContent(),
+  };
+}
+
+describe.skipIf(!hasChromium)('web console', () => {
+  beforeAll(async () => {
+    const hasMnist = existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
+    if (!hasMnist) console.warn(`console.test.ts: no MNIST at ${MNIST_DIR}; training on a generated stand-in`);
+    mnistDir = hasMnist ? MNIST_DIR : await writeTinyMnist(2000, 500);
+    const dirs = await makeDirs(mnistDir);
+    api = await startServingApi({ redisUrl: inject('redisUrl'), modelDir: dirs.modelDir, env: { API_KEYS: API_KEY } });
+    untrained = await publishSeedNet(api.registry, 1);
+    worker = spawnWorker({ redisUrl: inject('redisUrl'), prefix: api.prefix, dirs });
+    await mkdir(SCREENSHOTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await browser.newPage({ viewport: DESKTOP });
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    worker?.child.kill('SIGTERM');
+    await worker?.exited;
+    await api?.close();
+  });
+
+  it('asks for the API key, shows validation problems, then trains a job and draws its progress and curves live', async () => {
+    await page.goto(`${api.url}/#train`);
+    // The form starts at the seed recipe.
+    expect(await page.inputValue('input[name=epochs]')).toBe('19');
+    expect(await page.inputValue('input[name=batchSize]')).toBe('128');
+    expect(await page.inputValue('input[name=learningRate]')).toBe('0.01');
+    expect(await page.inputValue('input[name=momentum]')).toBe('0.9');
+    for (const [name, value] of Object.entries(JOB_FORM)) await page.fill(`input[name=${name}]`, value);
+    await page.fill('input[name=batchSize]', '100000');
+    await page.click('#train-form button[type=submit]');
+
+    // API keys are on: the 401 opens the key dialog; the request is retried with the key.
+    await page.locator('#key-dialog').waitFor({ state: 'visible' });
+    expect(await page.textContent('#key-dialog-reason')).toMatch(/API key/i);
+    await page.fill('#key-dialog input[name=key]', API_KEY);
+    await page.click('#key-dialog button[value=ok]');
+
+    // Sent again with the key, the request gets the service's 422 problem, shown readably, naming the field.
+    const problem = page.locator('#train-error');
+    await problem.waitFor({ state: 'visible' });
+    expect(await problem.textContent()).toMatch(/batchSize/);
+    expect(await page.evaluate(() => sessionStorage.getItem('digits.apiKey'))).toBe(API_KEY);
+
+    await page.fill('input[name=batchSize]', JOB_FORM.batchSize);
+    await page.click('#train-form button[type=submit]');
+    await page.waitForURL(/#jobs\/[0-9a-f-]{36}$/);
+    const jobId = page.url().split('/').at(-1)!;
+
+    // Live progress from the event stream, then the first epoch point on both charts.
+    // (This text is only shown while the job is active, from its latest progress event.)
+    await page.locator('#job-progress-text', { hasText: /Epoch \d\/2, batch \d+\/\d+/ }).waitFor({ timeout: 90_000 });
+    // An epoch point while the job is still running (epoch 2 of 2 is still to come): drawn from the stream.
+    await page.waitForFunction(
+      () =>
+        document.querySelector('#job-state')!.textContent === 'active' &&
+        Number(document.querySelector<HTMLElement>('#chart-accuracy')!.dataset.points) >= 1,
+      null,
+      { timeout: 90_000 },
+    );
+    expect(Number(await page.getAttribute('#chart-loss', 'data-points'))).toBeGreaterThanOrEqual(1);
+    expect(Number(await page.getAttribute('#job-progress', 'style').then((s) => /width: ([\d.]+)%/.exec(s ?? '')?.[1]))).toBeGreaterThan(0);
+    await expect.poll(() => page.locator('#chart-accuracy canvas').count()).toBeGreaterThan(0);
+
+    await page.locator('#job-state', { hasText: 'completed' }).waitFor({ timeout: 120_000 });
+    expect(await page.getAttribute('#chart-accuracy', 'data-points')).toBe('2');
+    expect(await page.getAttribute('#job-progress', 'style')).toContain('width: 100');
+    expect(await page.textContent('#job-facts')).toMatch(/wasm|cpu|node|gpu/);
+    expect(await page.locator('#job-cancel').isHidden()).toBe(true);
+    trainedVersion = (await page.textContent('#job-facts a code'))!;
+    const versions = (await api.registry.list()).map((model) => model.version);
+    expect(versions).toContain(trainedVersion);
+    await screenshot('console-job');
+
+    await page.goto(`${api.url}/#jobs`);
+    await page.locator(`#jobs-list li[data-job-id="${jobId}"][data-state=completed]`).waitFor();
+    await page.setViewportSize(PHONE);
+    await screenshot('console-jobs-phone');
+    await page.setViewportSize(DESKTOP);
+  }, 240_000);
+
+  it('draws a digit with the mouse and shows the prediction and the model that answered', async () => {
+    // The API swaps to the worker's newly published model on its announcement.
+    await waitFor('the trained model to be served', async () => {
+      const ready = (await (await fetch(`${api.url}/readyz`)).json()) as { model: { version: string } | null };
+      return ready.model?.version === trainedVersion;
+    });
+    await page.goto(`${api.url}/#try`);
+    await drawSeven();
+    const prediction = await shownPrediction();
+    expect(prediction.label).toMatch(/^\d$/);
+    expect(prediction.bars).toBe(10);
+    expect(prediction.top).toBe(1);
+    expect(prediction.version).toBe(trainedVersion);
+    await screenshot('console-try');
+
+    await page.click('#pad-clear');
+    expect(await page.locator('#prediction .prediction-result').isHidden()).toBe(true);
+
+    // An uploaded image (the first MNIST test image, as PNG) is classified too.
+    const images = await readIdxImages(join(mnistDir, 't10k-images-idx3-ubyte.gz'));
+    const png = await sharp(Buffer.from(images.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    await page.setInputFiles('#pad-upload', { name: 'mnist-0.png', mimeType: 'image/png', buffer: png });
+    expect((await shownPrediction()).bars).toBe(10);
+
+    // Phone-sized: nothing wider than the screen, drawing still works.
+    await page.setViewportSize(PHONE);
+    await page.click('#pad-clear');
+    await drawSeven();
+    expect((await shownPrediction()).label).toMatch(/^\d$/);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    await screenshot('console-try-phone');
+    await page.setViewportSize(DESKTOP);
+  });
+
+  it('lists the model versions and promotes one to be served', async () => {
+    await page.goto(`${api.url}/#models`);
+    const untrainedCard = page.locator(`#models-list li[data-version="${untrained.version}"]`);
+    await untrainedCard.waitFor();
+    expect(await page.locator('#models-list li').count()).toBe(2);
+    expect(await page.locator('#models-list li.latest').getAttribute('data-version')).toBe(trainedVersion);
+    expect(await untrainedCard.textContent()).toMatch(/14,320/);
+    expect(await untrainedCard.locator('a', { hasText: 'weights.bin' }).getAttribute('href')).toBe(`/v1/models/${untrained.version}/weights.bin`);
+    await screenshot('console-models');
+
+    // Downloads go through fetch with the key (GET /v1 routes need one too when API keys are on).
+    const [download] = await Promise.all([page.waitForEvent('download'), untrainedCard.locator('a', { hasText: 'model.json' }).click()]);
+    expect(download.suggestedFilename()).toBe('model.json');
+    const modelJson = JSON.parse(await readFile((await download.path())!, 'utf8'));
+    expect(modelJson.weightsManifest[0].paths).toEqual(['./weights.bin']);
+
+    await untrainedCard.locator('button.promote').click();
+    await page.locator(`#models-list li.latest[data-version="${untrained.version}"]`).waitFor();
+    expect((await api.registry.latest())?.version).toBe(untrained.version);
+    expect(await page.locator('#models-error').isHidden()).toBe(true);
+
+    await page.setViewportSize(PHONE);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
+    await page.setViewportSize(DESKTOP);
+  });
+
+  it('cancels a job from its page', async () => {
+    await page.goto(`${api.url}/#train`);
+    await page.fill('input[name=epochs]', '5');
+    await page.fill('input[name=name]', 'to cancel');
+    await page.click('#train-form button[type=submit]');
+    await page.waitForURL(/#jobs\/[0-9a-f-]{36}$/);
+    const cancel = page.locator('#job-cancel');
+    await cancel.waitFor({ state: 'visible' });
+    await cancel.click();
+    await page.locator('#job-state', { hasText: 'cancelled' }).waitFor({ timeout: 60_000 });
+    expect(await cancel.isHidden()).toBe(true);
+    expect(await page.locator('#job-error').isHidden()).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+});
