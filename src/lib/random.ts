@@ -1,4 +1,4 @@
-// Small seeded PRNG (mulberry32) and helpers: shuffles and dropout masks must be
+// Small seeded PRNG (mulberry32) and helpers: shuffles and dropout seeds must be
 // reproducible from (seed, epoch, batch) alone so a resumed run repeats exactly.
 
 export function mulberry32(seed: number): () => number {
@@ -35,23 +35,4 @@ export function permutation(n: number, seed: number): Uint32Array {
     order[j] = t;
   }
   return order;
-}
-
-/**
- * Inverted-dropout mask: each entry is 0 with probability `rate`, else 1/(1-rate).
- * xorshift32 inline: tf.randomUniform's seeded generator is several times slower
- * and this runs on millions of activations per training step.
- */
-export function dropoutMask(size: number, rate: number, seed: number): Float32Array {
-  const mask = new Float32Array(size);
-  const keep = 1 / (1 - rate);
-  const threshold = Math.floor(rate * 4294967296);
-  let x = seed >>> 0 || 0x9e3779b9;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    mask[i] = x >>> 0 >= threshold ? keep : 0;
-  }
-  return mask;
 }

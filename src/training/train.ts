@@ -190,6 +190,9 @@ function trainStep(
     optimizer.applyGradients(grads);
     updateRunningStatistics(weights, forward!.statistics);
     const hits = tf.equal(tf.argMax(forward!.logits, 1), labels).sum();
-    return [value.dataSync()[0]!, hits.dataSync()[0]!];
+    const result: [number, number] = [value.dataSync()[0]!, hits.dataSync()[0]!];
+    // Kept tensors outlive the tidy; release them here.
+    tf.dispose([forward!.logits, ...forward!.statistics.flatMap((s) => [s.mean, s.variance])]);
+    return result;
   });
 }
