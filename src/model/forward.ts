@@ -4,7 +4,8 @@
 // hands back the batch statistics for the BatchNorm running averages.
 import * as tf from '@tensorflow/tfjs';
 import { BN_EPSILON, BN_MOMENTUM, CONV_BLOCKS, DROPOUT_RATE } from './seed-net.ts';
-import { deriveSeed, dropoutMask } from '../lib/random.ts';
+import { reluBatchNormDropout } from '../engine/ops.ts';
+import { deriveSeed } from '../lib/random.ts';
 
 export interface BlockWeights {
   kernel: tf.Variable;
@@ -68,19 +69,16 @@ export function forwardTrain(
   let h: tf.Tensor4D = x;
   CONV_BLOCKS.forEach((block, i) => {
     const w = weights.blocks[i]!;
-    const a = tf.relu(tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid'));
-    const { mean, variance } = tf.moments(a, [0, 1, 2]);
-    h = tf.batchNorm(a, mean, variance, w.beta, w.gamma, BN_EPSILON) as tf.Tensor4D;
-    statistics.push({
-      mean: mean as tf.Tensor1D,
-      variance: variance as tf.Tensor1D,
-      count: a.shape[0] * a.shape[1] * a.shape[2],
+    const z = tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid');
+    // ReLU → BatchNorm → Dropout as one op with a hand-written gradient (src/engine/ops.ts):
+    // a handful of passes instead of the ~40 kernels tfjs would record for them.
+    const { y, mean, variance, count } = reluBatchNormDropout(z, w.gamma as tf.Tensor1D, w.beta as tf.Tensor1D, {
+      epsilon: BN_EPSILON,
+      dropoutRate: block.dropout ? dropoutRate : 0,
+      seed: deriveSeed(dropoutSeed, i),
     });
-    if (block.dropout && dropoutRate > 0) {
-      const mask = tf.tensor(dropoutMask(h.size, dropoutRate, deriveSeed(dropoutSeed, i)), h.shape);
-      h = tf.mul(h, mask) as tf.Tensor4D;
-    }
-    if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid') as tf.Tensor4D;
+    statistics.push({ mean, variance, count });
+    h = block.poolAfter ? (tf.avgPool(y, 2, 2, 'valid') as tf.Tensor4D) : y;
   });
   return { logits: head(weights, h), statistics };
 }
