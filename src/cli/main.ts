@@ -33,4 +33,7 @@ if (!command || command === '--help' || command === '-h' || command === 'help') 
     if (process.env.DEBUG) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }
+  // The threaded wasm engine's pthread workers can keep the process alive after the
+  // command is done; give pending output a moment, then exit.
+  setTimeout(() => process.exit(), 500).unref();
 }

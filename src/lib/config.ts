@@ -45,11 +45,11 @@ export interface Config {
   predictMaxPixels: number;
   /** PREDICT_RATE_LIMIT: /v1/predict requests per minute per client (API key, else IP); 0 = unlimited (default 0). */
   predictRateLimit: number;
-  /** BATCH_WAIT_MS: longest an image waits for others to share its forward pass; 0 = next event-loop turn (default 1). */
+  /** BATCH_WAIT_MS: longest an image waits for others to share its forward pass, 0–2; 0 = until the next event-loop turn (default 0). */
   batchWaitMs: number;
   /** MAX_BATCH: most images per forward pass (default 64). */
   maxBatch: number;
-  /** MODEL_CACHE_SIZE: versions pinned with ?model= kept loaded besides latest (default 3). */
+  /** MODEL_CACHE_SIZE: versions pinned with ?model= kept loaded besides latest, 1–64 (default 3). */
   modelCacheSize: number;
   /** MODEL_RECHECK_MS: how often the API re-reads `latest` in case an announcement was missed (default 30000). */
   modelRecheckMs: number;
@@ -169,9 +169,9 @@ const ENV_SCHEMA = z.object({
   PREDICT_MAX_INSTANCES: integer(1, 4096, 64),
   PREDICT_MAX_PIXELS: integer(784, 268_402_689, 24_000_000),
   PREDICT_RATE_LIMIT: integer(0, 10_000_000, 0),
-  BATCH_WAIT_MS: integer(0, 2, 1),
+  BATCH_WAIT_MS: integer(0, 2, 0),
   MAX_BATCH: integer(1, 1024, 64),
-  MODEL_CACHE_SIZE: integer(0, 64, 3),
+  MODEL_CACHE_SIZE: integer(1, 64, 3),
   MODEL_RECHECK_MS: integer(1000, 3_600_000, 30_000),
 });
 

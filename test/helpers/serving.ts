@@ -86,9 +86,9 @@ export async function startServingApi(options: { redisUrl: string; env?: Record<
   };
 }
 
-/** 784 gray values (0–255) as a 28×28 PNG. */
+/** 784 gray values (0–255) as an 8-bit grayscale PNG (what MNIST tools write). */
 export async function pngOf(pixels: ArrayLike<number>, side = 28): Promise<Buffer> {
-  return sharp(Buffer.from(Uint8Array.from(pixels)), { raw: { width: side, height: side, channels: 1 } }).png().toBuffer();
+  return sharp(Buffer.from(Uint8Array.from(pixels)), { raw: { width: side, height: side, channels: 1 } }).toColourspace('b-w').png().toBuffer();
 }
 
 /** A deterministic test image: a bright stroke whose position depends on `n`. */

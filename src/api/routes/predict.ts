@@ -1,0 +1,148 @@
+// POST /v1/predict: classify one image or a batch, for other services.
+// Bodies: image/png or image/jpeg (one image); multipart/form-data (one image per
+// file part); application/json {"pixels"}, {"image": base64} or {"instances": [...]}.
+// Everything becomes 784 MNIST-form pixels (src/serving/instances.ts); the model
+// normalises them its own way and micro-batches them with concurrent requests.
+import multipart from '@fastify/multipart';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { configureSharp } from '../../serving/decode.ts';
+import {
+  InvalidPredictRequestError,
+  TooManyInstancesError,
+  UnsupportedPredictMediaTypeError,
+} from '../../serving/errors.ts';
+import { instancePixels, instancesFromJson, parseJsonBody, type Instance } from '../../serving/instances.ts';
+import type { ModelManager } from '../../serving/model-manager.ts';
+import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
+
+export interface PredictRoutesOptions {
+  models: ModelManager;
+  /** Most images per request (PREDICT_MAX_INSTANCES). */
+  maxInstances: number;
+  /** Largest width × height of an uploaded image (PREDICT_MAX_PIXELS). */
+  maxPixels: number;
+  /** Largest body, and largest multipart upload in total (BODY_LIMIT). */
+  bodyLimit: number;
+  /** Requests per minute per client (API key, else IP); 0 turns rate limiting off (PREDICT_RATE_LIMIT). */
+  rateLimitPerMinute: number;
+  /** Sees how many images each model version classified (metrics). */
+  onPredictions?: (version: string, count: number) => void;
+}
+
+const PredictQuery = z.strictObject({
+  model: z.string().optional(),
+  preprocess: z.enum(['mnist']).optional(),
+});
+
+const IMAGE_TYPES = ['image/png', 'image/jpeg'];
+
+class RateLimitExceededError extends Error {
+  readonly statusCode = 429;
+  constructor(max: number, after: string) {
+    super(`rate limit of ${max} predict requests per minute exceeded (PREDICT_RATE_LIMIT); retry in ${after}`);
+    this.name = 'RateLimitExceededError';
+  }
+}
+
+/** A multipart upload too big in total: files are buffered, so the whole request stays under BODY_LIMIT. */
+class UploadTooLargeError extends Error {
+  readonly statusCode = 413;
+  constructor(limit: number) {
+    super(`the uploaded files are larger than the limit of ${limit} bytes in total (BODY_LIMIT)`);
+    this.name = 'UploadTooLargeError';
+  }
+}
+
+/** The client a rate limit applies to: its API key when it sent one (keys may be shared by many IPs). */
+function clientKey(request: FastifyRequest): string {
+  const bearer = /^Bearer\s+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
+  const key = bearer ?? request.headers['x-api-key'];
+  return typeof key === 'string' ? `key:${key}` : `ip:${request.ip}`;
+}
+
+async function multipartInstances(request: FastifyRequest, maxInstances: number, bodyLimit: number): Promise<Instance[]> {
+  const instances: Instance[] = [];
+  let total = 0;
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'field') {
+        throw new InvalidPredictRequestError(
+          `multipart field ${JSON.stringify(part.fieldname)} is not a file; send each image as a file part (options go in the query string)`,
+        );
+      }
+      const bytes = await part.toBuffer();
+      total += bytes.length;
+      if (total > bodyLimit) throw new UploadTooLargeError(bodyLimit);
+      instances.push({ what: `file ${JSON.stringify(part.filename || part.fieldname)}`, bytes });
+    }
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'FST_FILES_LIMIT') throw new TooManyInstancesError(`more than ${maxInstances}`, maxInstances);
+    if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(bodyLimit);
+    throw error;
+  }
+  if (instances.length === 0) throw new InvalidPredictRequestError('the multipart body has no image files');
+  return instances;
+}
+
+export async function predictRoutes(app: FastifyInstance, options: PredictRoutesOptions): Promise<void> {
+  const { models, maxInstances, maxPixels, bodyLimit } = options;
+  configureSharp();
+
+  // Body parsers for this plugin only: images as bytes, JSON with a nesting limit,
+  // multipart with per-request limits, and a clear 415 for anything else.
+  app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit }, (_request, body, done) => done(null, body));
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
+    try {
+      done(null, body.length === 0 ? undefined : parseJsonBody(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  app.addContentTypeParser('*', (request, _payload, done) =>
+    done(new UnsupportedPredictMediaTypeError(request.headers['content-type']), undefined),
+  );
+  await app.register(multipart, {
+    limits: { fileSize: bodyLimit, files: maxInstances, fields: 8, parts: maxInstances + 8, headerPairs: 100 },
+  });
+  if (options.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      global: false,
+      keyGenerator: clientKey,
+      errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.max, context.after),
+    });
+  }
+
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/predict',
+    {
+      schema: { querystring: PredictQuery },
+      ...(options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {}),
+    },
+    async (request, reply) => {
+      const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+      let instances: Instance[];
+      if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
+      else if (request.isMultipart()) instances = await multipartInstances(request, maxInstances, bodyLimit);
+      else if (type === 'application/json') instances = instancesFromJson(request.body, maxInstances);
+      else throw new UnsupportedPredictMediaTypeError(request.headers['content-type']);
+
+      // The model first: with none published, say so before decoding anything.
+      const lease = await models.acquire(request.query.model);
+      try {
+        const preprocess = request.query.preprocess === 'mnist';
+        const pixels = await Promise.all(instances.map((instance) => instancePixels(instance, { preprocess, maxPixels })));
+        const { model } = lease;
+        const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
+        options.onPredictions?.(model.info.version, predictions.length);
+        reply.header('x-model-version', model.info.version);
+        return { predictions, model: model.info };
+      } finally {
+        lease.release();
+      }
+    },
+  );
+}

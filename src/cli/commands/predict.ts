@@ -1,0 +1,133 @@
+// `digits predict FILE…`: classify image files with a running service (--url, the
+// default) or locally with a model directory (--model), through the same decoding,
+// preprocessing and normalisation as POST /v1/predict.
+import { readFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { CLASS_NAMES, type DatasetName } from '../../data/types.ts';
+import { initEngine } from '../../engine/index.ts';
+import { LoadedModel, type ModelInfo, type Prediction, type ServingMetadata } from '../../serving/loaded-model.ts';
+import { instancePixels } from '../../serving/instances.ts';
+import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
+import { parse, UsageError } from '../args.ts';
+
+export const HELP = `Usage: digits predict FILE.png|FILE.jpg… [options]
+
+  --url URL        a running service (default http://127.0.0.1:$PORT, PORT default 3000)
+  --model DIR      classify locally with a model directory (model.json, weights.bin, metadata.json)
+  --version V      with --url: the model version to use (default latest)
+  --api-key KEY    with --url: sent as a bearer token (default: env DIGITS_API_KEY)
+  --preprocess     crop, resize and centre any photo or drawing (?preprocess=mnist)
+  --json           one JSON object: the service's response plus the file names
+`;
+
+/** How many files go in one request (the service's default PREDICT_MAX_INSTANCES). */
+const FILES_PER_REQUEST = 64;
+/** Images are checked against this pixel budget locally, as the service does by default. */
+const LOCAL_MAX_PIXELS = 24_000_000;
+
+interface Result {
+  predictions: Prediction[];
+  model: ModelInfo;
+}
+
+class PredictRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PredictRequestError';
+  }
+}
+
+async function viaService(url: string, files: string[], options: { version?: string; apiKey?: string; preprocess: boolean }): Promise<Result> {
+  const endpoint = new URL('/v1/predict', url);
+  if (options.version) endpoint.searchParams.set('model', options.version);
+  if (options.preprocess) endpoint.searchParams.set('preprocess', 'mnist');
+  const predictions: Prediction[] = [];
+  let model: ModelInfo | undefined;
+  for (let start = 0; start < files.length; start += FILES_PER_REQUEST) {
+    const form = new FormData();
+    for (const file of files.slice(start, start + FILES_PER_REQUEST)) {
+      form.append('file', new Blob([new Uint8Array(await readFile(file))]), basename(file));
+    }
+    let response: Response;
+    try {
+      response = await fetch(endpoint, {
+        method: 'POST',
+        body: form,
+        headers: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
+      });
+    } catch (error) {
+      throw new PredictRequestError(`cannot reach ${endpoint.origin}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
+    }
+    const body = (await response.json().catch(() => undefined)) as (Result & { detail?: string }) | undefined;
+    if (!response.ok || !body) throw new PredictRequestError(`${endpoint.origin} answered ${response.status}: ${body?.detail ?? response.statusText}`);
+    predictions.push(...body.predictions);
+    model = body.model;
+  }
+  return { predictions, model: model! };
+}
+
+async function locally(dir: string, files: string[], preprocess: boolean): Promise<Result> {
+  await initEngine();
+  const metadata = JSON.parse(await readFile(resolve(dir, METADATA_JSON), 'utf8')) as Partial<ServingMetadata> & { dataset?: DatasetName };
+  const serving: ServingMetadata = {
+    ...metadata,
+    version: metadata.version ?? basename(dir),
+    dataset: metadata.dataset ?? 'mnist',
+    testAccuracy: metadata.testAccuracy ?? Number.NaN,
+  };
+  const model = await LoadedModel.fromLayersModel(await loadModel(dir), serving, { maxBatch: FILES_PER_REQUEST, maxWaitMs: 0 });
+  try {
+    const pixels = await Promise.all(
+      files.map(async (file) => instancePixels({ what: file, bytes: await readFile(file) }, { preprocess, maxPixels: LOCAL_MAX_PIXELS })),
+    );
+    return { predictions: await model.predict(pixels.map((p) => model.normalize(p))), model: model.info };
+  } finally {
+    model.retire();
+  }
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      url: { type: 'string' },
+      model: { type: 'string' },
+      version: { type: 'string' },
+      'api-key': { type: 'string' },
+      preprocess: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    true,
+  );
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) throw new UsageError('give one or more image files (PNG or JPEG)');
+  if (values.url && values.model) throw new UsageError('use either --url (a running service) or --model DIR (locally), not both');
+  if (values.model && values.version) throw new UsageError('--version picks a version on a service; with --model the directory is the version');
+  const preprocess = values.preprocess ?? false;
+
+  const result = values.model
+    ? await locally(resolve(values.model), positionals, preprocess)
+    : await viaService(values.url ?? `http://127.0.0.1:${process.env.PORT || 3000}`, positionals, {
+        version: values.version,
+        apiKey: values['api-key'] ?? process.env.DIGITS_API_KEY,
+        preprocess,
+      });
+
+  if (values.json) {
+    const predictions = result.predictions.map((prediction, i) => ({ file: positionals[i], ...prediction }));
+    process.stdout.write(`${JSON.stringify({ predictions, model: result.model })}\n`);
+  } else {
+    const names = CLASS_NAMES[result.model.dataset] ?? CLASS_NAMES.mnist;
+    const width = Math.max(...positionals.map((file) => file.length));
+    result.predictions.forEach((prediction, i) => {
+      const confidence = `${(prediction.confidence * 100).toFixed(1)}%`;
+      process.stdout.write(`${positionals[i]!.padEnd(width)}  ${names[prediction.label]}  (${confidence})\n`);
+    });
+    process.stdout.write(`model ${result.model.version} (${result.model.dataset})\n`);
+  }
+  return 0;
+}

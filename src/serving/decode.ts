@@ -1,0 +1,100 @@
+// PNG and JPEG bytes → grayscale pixels, with sharp (libvips). Untrusted bytes are
+// checked before any pixel is decoded: only PNG and JPEG signatures are let through
+// (libvips reads dozens of formats, SVG among them, which we do not want to expose),
+// the declared size is checked against a pixel budget (decompression bombs), and
+// libvips is told to fail on truncated or corrupt data rather than guess.
+// Plain 8-bit grayscale PNGs of the expected size skip sharp (png-fast-path.ts).
+import sharp from 'sharp';
+import { InvalidPredictRequestError, UnprocessableInputError } from './errors.ts';
+import { decodeGrayPng } from './png-fast-path.ts';
+
+/** A grayscale image: `pixels` is width × height values 0–255, row-major. */
+export interface GrayImage {
+  width: number;
+  height: number;
+  pixels: Uint8Array | Float32Array;
+}
+
+export const MNIST_SIDE = 28;
+
+export interface DecodeOptions {
+  /** Largest width × height accepted (decompression-bomb guard). */
+  maxPixels: number;
+  /** Gray level transparent pixels become: 0 (no ink) for MNIST-form images, 255 (paper) for photos and drawings. */
+  background: 0 | 255;
+  /** Require exactly this size (checked from the header, before decoding). */
+  expectSide?: number;
+  /** Shrink larger images to fit this side while decoding (photos need no more for preprocessing). */
+  maxSide?: number;
+}
+
+let configured = false;
+/**
+ * Process-wide sharp settings for many small untrusted images: one libvips thread
+ * per image (requests already run in parallel on libuv's pool) and no operation
+ * cache (it would keep decoded user images in memory).
+ */
+export function configureSharp(): void {
+  if (configured) return;
+  sharp.concurrency(1);
+  sharp.cache(false);
+  configured = true;
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const JPEG_SIGNATURE = Buffer.from([0xff, 0xd8, 0xff]);
+
+export function imageFormat(bytes: Uint8Array): 'png' | 'jpeg' | undefined {
+  const starts = (signature: Buffer) => bytes.length >= signature.length && signature.equals(bytes.subarray(0, signature.length));
+  return starts(PNG_SIGNATURE) ? 'png' : starts(JPEG_SIGNATURE) ? 'jpeg' : undefined;
+}
+
+const reason = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** Decodes `bytes` (named `what` in error messages, e.g. "instances[2].image") to grayscale. */
+export async function decodeImage(bytes: Uint8Array, what: string, options: DecodeOptions): Promise<GrayImage> {
+  configureSharp();
+  const format = imageFormat(bytes);
+  if (!format) {
+    const head = Buffer.from(bytes.subarray(0, 8)).toString('hex');
+    throw new InvalidPredictRequestError(
+      bytes.length === 0 ? `${what} is empty; expected a PNG or JPEG image` : `${what} is not a PNG or JPEG image (it starts with bytes ${head})`,
+    );
+  }
+  const side = options.expectSide;
+  if (side !== undefined && format === 'png') {
+    const pixels = decodeGrayPng(bytes, side);
+    if (pixels) return { width: side, height: side, pixels };
+  }
+
+  let width: number;
+  let height: number;
+  try {
+    // Only the header is read here, so no pixel limit yet: we want to say what size was declared.
+    ({ width, height } = await sharp(bytes, { limitInputPixels: false }).metadata());
+  } catch (error) {
+    throw new InvalidPredictRequestError(`${what} is not a readable ${format.toUpperCase()} image: ${reason(error)}`);
+  }
+  if (width * height > options.maxPixels) {
+    throw new UnprocessableInputError(
+      `${what} declares ${width}×${height} pixels; at most ${options.maxPixels} pixels are accepted (PREDICT_MAX_PIXELS)`,
+    );
+  }
+  if (side !== undefined && (width !== side || height !== side)) {
+    throw new UnprocessableInputError(
+      `${what} is ${width}×${height}; the model takes ${side}×${side} images ` +
+        '(add ?preprocess=mnist to have any photo or drawing cropped, resized and centred)',
+    );
+  }
+  const image = sharp(bytes, { failOn: 'error', limitInputPixels: options.maxPixels, sequentialRead: true });
+  let pipeline = image.autoOrient().flatten({ background: { r: options.background, g: options.background, b: options.background } });
+  if (options.maxSide !== undefined) {
+    pipeline = pipeline.resize(options.maxSide, options.maxSide, { fit: 'inside', withoutEnlargement: true });
+  }
+  try {
+    const { data, info } = await pipeline.greyscale().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    return { width: info.width, height: info.height, pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  } catch (error) {
+    throw new InvalidPredictRequestError(`${what} could not be decoded (truncated or corrupt ${format.toUpperCase()}): ${reason(error)}`);
+  }
+}

@@ -1,0 +1,58 @@
+// Errors of the prediction path. Each carries the HTTP status it stands for, so the
+// API's problem+json handler answers without knowing this module (as src/queue/errors.ts).
+
+/** The request body is malformed: not JSON of the expected shape, not an image, truncated bytes. */
+export class InvalidPredictRequestError extends Error {
+  readonly statusCode = 400;
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidPredictRequestError';
+  }
+}
+
+/** Well-formed input that cannot be classified: wrong size, pixel values out of range, too many pixels. */
+export class UnprocessableInputError extends Error {
+  readonly statusCode = 422;
+  constructor(message: string) {
+    super(message);
+    this.name = 'UnprocessableInputError';
+  }
+}
+
+/** More instances in one request than PREDICT_MAX_INSTANCES. */
+export class TooManyInstancesError extends Error {
+  readonly statusCode = 413;
+  constructor(received: number | string, max: number) {
+    super(`too many instances: ${received} received, at most ${max} per request (PREDICT_MAX_INSTANCES)`);
+    this.name = 'TooManyInstancesError';
+  }
+}
+
+export class UnsupportedPredictMediaTypeError extends Error {
+  readonly statusCode = 415;
+  constructor(contentType: string | undefined) {
+    super(
+      `unsupported Content-Type ${JSON.stringify(contentType ?? '')}: send image/png, image/jpeg, ` +
+        'multipart/form-data with image files, or application/json',
+    );
+    this.name = 'UnsupportedPredictMediaTypeError';
+  }
+}
+
+/** Nothing is published yet: there is no model to predict with. */
+export class NoModelError extends Error {
+  readonly statusCode = 503;
+  constructor() {
+    super('no model has been published yet: train one with POST /v1/jobs (or `digits train`), then retry');
+    this.name = 'NoModelError';
+  }
+}
+
+/** A published version that cannot be loaded (corrupt artifacts, wrong architecture). */
+export class ModelLoadError extends Error {
+  readonly statusCode = 503;
+  constructor(version: string, cause: unknown) {
+    super(`model version ${version} could not be loaded: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'ModelLoadError';
+  }
+}

@@ -1,0 +1,170 @@
+// One model version in memory, ready to predict: its weights folded for inference
+// (inference-net.ts), its own normalisation (from metadata.json) and its own micro-batcher. Requests hold a
+// lease while they use it; a retired model (swapped out or evicted) is disposed
+// when the last lease ends, so requests in flight finish on the model they started with.
+import * as tf from '@tensorflow/tfjs';
+import { DATASET_SOURCES } from '../data/datasets.ts';
+import type { DatasetName } from '../data/types.ts';
+import { seedNetWeights } from '../model/forward.ts';
+import { NUM_CLASSES } from '../model/seed-net.ts';
+import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
+import { ModelLoadError } from './errors.ts';
+import { InferenceNet } from './inference-net.ts';
+import { PIXELS } from './instances.ts';
+import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.ts';
+
+/** What a prediction response says about the model that made it. */
+export interface ModelInfo {
+  version: string;
+  dataset: DatasetName;
+  testAccuracy: number;
+}
+
+export interface Prediction {
+  label: number;
+  confidence: number;
+  probabilities: number[];
+}
+
+export interface Normalization {
+  mean: number;
+  std: number;
+}
+
+/** What serving reads from a model's metadata.json (a registry version's, or a training run's output). */
+export interface ServingMetadata {
+  version: string;
+  dataset: DatasetName;
+  testAccuracy: number;
+  /** Training records it; older or hand-made models get their data set's constants. */
+  normalization?: Partial<Normalization>;
+}
+
+function normalizationOf(metadata: ServingMetadata): Normalization {
+  const recorded = metadata.normalization;
+  const { mean, std } = recorded ?? DATASET_SOURCES[metadata.dataset];
+  if (typeof mean !== 'number' || typeof std !== 'number' || !Number.isFinite(mean) || !(std > 0)) {
+    throw new Error(`metadata.json has an unusable normalization ${JSON.stringify(recorded)}`);
+  }
+  return { mean, std };
+}
+
+async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
+  const [modelJson, weights] = await Promise.all([
+    registry.readArtifact(version, 'model.json'),
+    registry.readArtifact(version, 'weights.bin'),
+  ]);
+  const json = JSON.parse(modelJson.toString('utf8')) as tf.io.ModelJSON;
+  return tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer,
+    }),
+  );
+}
+
+export class LoadedModel {
+  readonly info: ModelInfo;
+  readonly normalization: Normalization;
+  private readonly batcher: MicroBatcher<Float32Array, Float32Array>;
+  private leases = 0;
+  private retired = false;
+  private disposed = false;
+
+  private constructor(
+    metadata: ServingMetadata,
+    private readonly net: InferenceNet,
+    batching: MicroBatcherOptions,
+    onBatch?: (version: string, size: number) => void,
+  ) {
+    this.info = { version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
+    this.normalization = normalizationOf(metadata);
+    this.batcher = new MicroBatcher((inputs) => this.forward(inputs), batching, (size) => onBatch?.(this.info.version, size));
+  }
+
+  /** Loads a registry version. */
+  static async load(
+    registry: ModelRegistry,
+    metadata: ModelVersion,
+    batching: MicroBatcherOptions,
+    onBatch?: (version: string, size: number) => void,
+  ): Promise<LoadedModel> {
+    const model = await loadLayersModel(registry, metadata.version).catch((error: unknown) => {
+      throw new ModelLoadError(metadata.version, error);
+    });
+    return LoadedModel.fromLayersModel(model, metadata, batching, onBatch);
+  }
+
+  /** Folds a seed-net layers model (then disposes it) and runs one warm-up pass, so the first request is not the slow one. */
+  static async fromLayersModel(
+    model: tf.LayersModel,
+    metadata: ServingMetadata,
+    batching: MicroBatcherOptions,
+    onBatch?: (version: string, size: number) => void,
+  ): Promise<LoadedModel> {
+    let net: InferenceNet | undefined;
+    try {
+      net = InferenceNet.fold(seedNetWeights(model));
+      const loaded = new LoadedModel(metadata, net, batching, onBatch);
+      await loaded.forward([new Float32Array(PIXELS)]);
+      return loaded;
+    } catch (error) {
+      net?.dispose();
+      throw new ModelLoadError(metadata.version, error);
+    } finally {
+      model.dispose();
+    }
+  }
+
+  acquire(): void {
+    if (this.disposed) throw new Error(`model ${this.info.version} is already disposed`);
+    this.leases++;
+  }
+
+  release(): void {
+    this.leases--;
+    this.disposeIfUnused();
+  }
+
+  /** No new leases will be taken; dispose once the ones held are released. */
+  retire(): void {
+    this.retired = true;
+    this.disposeIfUnused();
+  }
+
+  /** Pixel values 0–255 → the input this model was trained on. */
+  normalize(pixels: ArrayLike<number>): Float32Array {
+    const { mean, std } = this.normalization;
+    return Float32Array.from(pixels, (v) => (v / 255 - mean) / std);
+  }
+
+  /** Classifies normalised 28×28 inputs; concurrent calls share forward passes. */
+  async predict(inputs: Float32Array[]): Promise<Prediction[]> {
+    const probabilities = await Promise.all(inputs.map((input) => this.batcher.submit(input)));
+    return probabilities.map((p) => {
+      const values = Array.from(p);
+      const label = values.indexOf(Math.max(...values));
+      return { label, confidence: values[label]!, probabilities: values };
+    });
+  }
+
+  private async forward(inputs: Float32Array[]): Promise<Float32Array[]> {
+    const batch = new Float32Array(inputs.length * PIXELS);
+    inputs.forEach((input, i) => batch.set(input, i * PIXELS));
+    const probabilities = tf.tidy(() => tf.softmax(this.net.logits(tf.tensor4d(batch, [inputs.length, 28, 28, 1]))));
+    try {
+      const values = (await probabilities.data()) as Float32Array;
+      return inputs.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
+    } finally {
+      probabilities.dispose();
+    }
+  }
+
+  private disposeIfUnused(): void {
+    if (!this.retired || this.leases > 0 || this.disposed) return;
+    this.disposed = true;
+    // Leases cover every submit, so the batcher is idle here; waiting costs nothing and guards the invariant.
+    void this.batcher.idle().then(() => this.net.dispose());
+  }
+}

@@ -1,0 +1,84 @@
+// Micro-batching: concurrent requests' images are gathered for at most `maxWaitMs`
+// (or until `maxBatch` are waiting) and run through the model in one forward pass.
+// A forward pass of 32 images costs far less than 32 passes of one, so throughput
+// grows with load while a lone request waits at most maxWaitMs extra.
+
+export interface MicroBatcherOptions {
+  /** Most images per forward pass. */
+  maxBatch: number;
+  /** Longest an image waits for others before its batch runs; 0 runs at the next turn of the event loop. */
+  maxWaitMs: number;
+}
+
+interface Pending<I, O> {
+  input: I;
+  resolve: (output: O) => void;
+  reject: (error: unknown) => void;
+}
+
+export class MicroBatcher<I, O> {
+  private queue: Pending<I, O>[] = [];
+  /** Cancels the scheduled flush; set while one is scheduled. */
+  private cancelScheduled: (() => void) | undefined;
+  private running = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  /** `run` maps a batch of inputs to their outputs, in order; `onBatch` sees each batch's size (metrics). */
+  constructor(
+    private readonly run: (inputs: I[]) => Promise<O[]>,
+    private readonly options: MicroBatcherOptions,
+    private readonly onBatch?: (size: number) => void,
+  ) {}
+
+  /** Images queued or in a running forward pass. */
+  get inFlight(): number {
+    return this.queue.length + this.running;
+  }
+
+  submit(input: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ input, resolve, reject });
+      if (this.queue.length >= this.options.maxBatch) this.flush();
+      else if (!this.cancelScheduled) this.schedule();
+    });
+  }
+
+  /** Resolves once nothing is queued or running (used before disposing a model). */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.options.maxWaitMs > 0) {
+      const timer = setTimeout(this.flush, this.options.maxWaitMs);
+      this.cancelScheduled = () => clearTimeout(timer);
+    } else {
+      const immediate = setImmediate(this.flush);
+      this.cancelScheduled = () => clearImmediate(immediate);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.cancelScheduled?.();
+    this.cancelScheduled = undefined;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.options.maxBatch);
+      void this.runBatch(batch);
+    }
+  };
+
+  private async runBatch(batch: Pending<I, O>[]): Promise<void> {
+    this.running += batch.length;
+    this.onBatch?.(batch.length);
+    try {
+      const outputs = await this.run(batch.map((p) => p.input));
+      batch.forEach((p, i) => p.resolve(outputs[i]!));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    } finally {
+      this.running -= batch.length;
+      if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
+    }
+  }
+}
