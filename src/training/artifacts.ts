@@ -102,5 +102,6 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
 }
 
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
+  registerFileRouter();
   return tf.loadLayersModel(fileHandler(dir));
 }

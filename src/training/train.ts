@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../lib/atomic-write.ts';
 import { deriveSeed, permutation } from '../lib/random.ts';
 import { forwardInfer, forwardTrain, seedNetWeights, updateRunningStatistics, type SeedNetWeights } from '../model/forward.ts';
 import { buildSeedNet, summarize } from '../model/seed-net.ts';
-import { METADATA_JSON, saveModel } from './artifacts.ts';
+import { METADATA_JSON, registerFileRouter, saveModel } from './artifacts.ts';
 import { loadCheckpoint, restoreModelWeights, saveCheckpoint } from './checkpoint.ts';
 import { resolveRecipe } from './recipe.ts';
 import type { EpochMetrics, Recipe, TrainOptions, TrainResult } from './types.ts';
@@ -55,10 +55,11 @@ export function evaluateSplit(weights: SeedNetWeights, split: Split): { loss: nu
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const engine = await initEngine(options.engine);
+  registerFileRouter(); // so the saved model also loads with tf.loadLayersModel('file://…')
   const checkpointDir = join(options.outDir, 'checkpoint');
   const checkpoint = options.resume ? await loadCheckpoint(checkpointDir) : undefined;
   const recipe: Recipe = resolveRecipe(checkpoint ? checkpoint.state.recipe : options.recipe);
-  if (checkpoint && options.recipe && checkpoint.state.recipe.dataset !== options.recipe.dataset) {
+  if (checkpoint && options.recipe.dataset && checkpoint.state.recipe.dataset !== options.recipe.dataset) {
     throw new ResumeMismatchError(
       `checkpoint in ${checkpointDir} is for ${checkpoint.state.recipe.dataset}, not ${options.recipe.dataset}`,
     );
