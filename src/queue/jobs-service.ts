@@ -1,6 +1,7 @@
 // The API's side of the training queue: create (with Idempotency-Key), get,
 // list, cancel and follow jobs. Every Redis round trip is bounded: if Redis is
 // down or does not answer within timeoutMs, callers get QueueUnavailableError (503).
+import { isRedisUnavailableError } from '../lib/redis-errors.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -75,15 +76,6 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function isConnectionError(error: unknown): boolean {
-  const { name, message, code } = error as { name?: string; message?: string; code?: string };
-  return (
-    name === 'MaxRetriesPerRequestError' ||
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    /Connection is closed|Command timed out|enableOfflineQueue|Stream isn't writeable|ECONNREFUSED/i.test(message ?? '')
-  );
-}
 
 export interface JobsServiceParts {
   queue: TrainingQueue;
@@ -157,7 +149,7 @@ export class JobsService {
     try {
       return await Promise.race([operation(), deadline]);
     } catch (error) {
-      if (isConnectionError(error) || (this.redis.status !== 'ready' && !('statusCode' in (error as object)))) {
+      if (isRedisUnavailableError(error) || (this.redis.status !== 'ready' && !('statusCode' in (error as object)))) {
         throw new QueueUnavailableError(error);
       }
       throw error;

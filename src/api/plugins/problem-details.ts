@@ -8,6 +8,7 @@
 //   - any error with a 4xx/5xx `statusCode` (fastify's own errors, and typed domain
 //     errors such as the queue's JobNotFoundError, which declare their status)
 //   - anything else is a bug: 500, logged with its stack, no internals in the response.
+import { isRedisUnavailableError } from '../../lib/redis-errors.ts';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -49,19 +50,6 @@ export class HttpProblem extends Error {
   }
 }
 
-/** ioredis / BullMQ errors that mean "Redis is not reachable right now", not "the request is wrong". */
-export function isRedisUnavailableError(error: unknown): boolean {
-  if (!error || typeof error !== 'object') return false;
-  const { name, code, message } = error as { name?: string; code?: string; message?: string };
-  return (
-    name === 'MaxRetriesPerRequestError' ||
-    name === 'ClusterAllFailedError' ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE'].includes(code ?? '') ||
-    /Connection is closed|Command timed out|enableOfflineQueue|Stream isn't writeable|connect ECONNREFUSED|Reached the max retries/i.test(
-      message ?? '',
-    )
-  );
-}
 
 /** "JobNotFoundError" → ["job-not-found", "Job not found"]: typed errors name their problem type. */
 function typeFromErrorName(name: string): [slug: string, title: string] {
