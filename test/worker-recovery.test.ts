@@ -25,7 +25,8 @@ let api: TestApi;
 const workers: WorkerProcess[] = [];
 
 beforeAll(async () => {
-  dirs = await makeDirs(await writeTinyMnist(1024, 128));
+  // Enough batches per epoch that a worker is reliably stopped mid-epoch, even on a fast engine.
+  dirs = await makeDirs(await writeTinyMnist(4096, 128));
   api = await startTestApi({ redisUrl: inject('redisUrl'), prefix: PREFIX, dirs });
 });
 
@@ -51,7 +52,7 @@ const job = async (id: string) => (await getJson(`${api.url}/v1/jobs/${id}`)).bo
 
 /** Queues a 2-epoch job and waits until its first epoch is checkpointed and the second is under way. */
 async function jobInSecondEpoch(): Promise<string> {
-  const { body } = await postJson(`${api.url}/v1/jobs`, { epochs: 2, batchSize: 64 });
+  const { body } = await postJson(`${api.url}/v1/jobs`, { epochs: 2, batchSize: 16 });
   await waitFor('the job to reach its second epoch', async () => {
     const current = await job(body.id);
     return current.state === 'active' && current.progress?.epoch === 2 && current.metrics.length === 1;
