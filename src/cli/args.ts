@@ -29,3 +29,10 @@ export function numberFlag(name: string, value: string | undefined): number | un
   if (!Number.isFinite(n)) throw new UsageError(`--${name} must be a number, got "${value}"`);
   return n;
 }
+
+/** For commands that take no options: true (after printing `help`) when -h/--help was given. */
+export function helpRequested(argv: string[], help: string): boolean {
+  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } });
+  if (values.help) process.stdout.write(help);
+  return Boolean(values.help);
+}

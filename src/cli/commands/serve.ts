@@ -3,7 +3,7 @@
 import { startApi } from '../../api/server.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
-import { parse } from '../args.ts';
+import { helpRequested } from '../args.ts';
 
 export const HELP = `Usage: digits serve
 
@@ -14,11 +14,7 @@ BODY_LIMIT (1mb), CORS_ORIGIN, SHUTDOWN_TIMEOUT_MS (10000), QUEUE_PREFIX.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  if (helpRequested(argv, HELP)) return 0;
   const config = loadConfig();
   const logger = createLogger(config, { process: 'api' });
   const api = await startApi(config, logger);

@@ -11,7 +11,7 @@ import { loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { startRedisServer, type RunningRedisServer } from '../../lib/redis-server.ts';
 import { loadQueueEnv } from '../../queue/settings.ts';
-import { parse } from '../args.ts';
+import { helpRequested } from '../args.ts';
 
 export const HELP = `Usage: digits up
 
@@ -43,11 +43,7 @@ async function stopChild(child: ChildProcess, timeoutMs: number): Promise<void> 
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  if (helpRequested(argv, HELP)) return 0;
   const config = loadConfig();
   loadQueueEnv(); // a bad queue variable should stop us here, not the worker child later
   const logger = createLogger(config, { process: 'up' });

@@ -7,7 +7,7 @@ import { startTrainingWorker } from '../../queue/worker.ts';
 import { loadQueueEnv } from '../../queue/settings.ts';
 import { announceModel } from '../../registry/announcements.ts';
 import { FileSystemRegistry } from '../../registry/filesystem.ts';
-import { parse } from '../args.ts';
+import { helpRequested } from '../args.ts';
 
 export const HELP = `Usage: digits worker
 
@@ -18,11 +18,7 @@ WORKER_LOCK_DURATION_MS, WORKER_STALLED_INTERVAL_MS.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { help: { type: 'boolean', short: 'h' } });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  if (helpRequested(argv, HELP)) return 0;
   const config = loadConfig();
   const queueEnv = loadQueueEnv();
   const logger = createLogger(config, { component: 'worker' });
