@@ -44,11 +44,6 @@ let pending: Promise<EngineInfo> | undefined;
 /** The active engine's label (e.g. "wasm-simd"), or "uninitialised" before initEngine. */
 export let engineLabel = 'uninitialised';
 
-/** The active engine, if initEngine has completed. */
-export function currentEngine(): EngineInfo | undefined {
-  return current;
-}
-
 /**
  * Initialises tfjs on the requested engine (argument, else env ENGINE, else the fastest
  * that loads). Idempotent: repeated calls return the same EngineInfo; asking for a
