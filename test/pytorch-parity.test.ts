@@ -9,6 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../src/engine/index.ts';
 import { forwardTrain, seedNetWeights, updateRunningStatistics } from '../src/model/forward.ts';
 import { buildSeedNet } from '../src/model/seed-net.ts';
+import { mulberry32, permutation } from '../src/lib/random.ts';
+import { SEED_RECIPE } from '../src/training/recipe.ts';
+import { trainStep } from '../src/training/train.ts';
 
 const PYTHON = '/usr/bin/python3';
 const RECIPE = resolve(import.meta.dirname, '../../shared/reference/pytorch_seed_recipe.py');
@@ -66,6 +69,66 @@ describe.skipIf(!hasTorch)('parity with PyTorch', () => {
       expect(maxAbsDiff(b.movingVariance.read().arraySync() as Nested, torch.runningVar[i])).toBeLessThan(1e-4);
     });
     expect(maxAbsDiff(grad(weights.head), torch.grads.head)).toBeLessThan(1e-4 + 1e-3 * maxAbs(torch.grads.head));
+    model.dispose();
+  });
+
+  it('30 SGD steps with momentum follow the same trajectory: losses, weights, running statistics', () => {
+    // MNIST-like inputs (normalised background, a bright bar whose place is the label, some
+    // noise), so that the net learns within a few steps and the losses really move.
+    const count = 320;
+    const labels = Array.from({ length: count }, (_, i) => (i * 3) % 10);
+    const pixels = new Float32Array(count * 784);
+    const noise = mulberry32(9);
+    const background = -0.1307 / 0.3081;
+    labels.forEach((label, n) => {
+      for (let p = 0; p < 784; p++) {
+        const row = Math.floor(p / 28);
+        const bright = row >= 2 + label * 2 && row < 4 + label * 2 && p % 28 > 4 && p % 28 < 24;
+        pixels[n * 784 + p] = bright ? (noise() - 0.1307) / 0.3081 + 1.5 : noise() < 0.05 ? 2 : background;
+      }
+    });
+    const split = { images: pixels, labels: Uint8Array.from(labels), count };
+    const order = permutation(count, 4);
+    const batches = Array.from({ length: 30 }, (_, s) => order.subarray(((s * 32) % count), ((s * 32) % count) + 32));
+
+    const model = buildSeedNet(7);
+    const weights = seedNetWeights(model);
+    const snapshot = () => ({
+      blocks: weights.blocks.map((b) => ({ kernel: b.kernel.arraySync(), gamma: b.gamma.arraySync(), beta: b.beta.arraySync() })),
+      head: weights.head.arraySync(),
+    });
+    const input = {
+      ...snapshot(),
+      x: tf.tidy(() => tf.tensor4d(pixels, [count, 28, 28, 1]).arraySync()),
+      labels,
+      batches: batches.map((b) => Array.from(b)),
+      lr: SEED_RECIPE.learningRate,
+      momentum: SEED_RECIPE.momentum,
+    };
+    const optimizer = tf.train.momentum(SEED_RECIPE.learningRate, SEED_RECIPE.momentum);
+    const losses = batches.map((indices, s) => trainStep(weights, optimizer, split, indices, s, 0)[0]);
+
+    const run = spawnSync(PYTHON, [resolve(import.meta.dirname, 'fixtures/pytorch_train.py'), RECIPE], {
+      input: JSON.stringify(input),
+      maxBuffer: 64 * 1024 * 1024,
+      encoding: 'utf8',
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const torch = JSON.parse(run.stdout);
+
+    expect(losses[0]! - losses.at(-1)!, 'the net learns').toBeGreaterThan(0.3);
+    losses.forEach((loss, s) => expect(Math.abs(loss - torch.losses[s]), `step ${s}`).toBeLessThan(1e-5));
+    const after = snapshot();
+    after.blocks.forEach((b, i) => {
+      for (const key of ['kernel', 'gamma', 'beta'] as const) {
+        const theirs = torch.blocks[i][key] as Nested;
+        expect(maxAbsDiff(b[key] as Nested, theirs), `block ${i} ${key}`).toBeLessThan(1e-4 * Math.max(1, maxAbs(theirs)));
+      }
+      expect(maxAbsDiff(weights.blocks[i]!.movingMean.read().arraySync() as Nested, torch.runningMean[i])).toBeLessThan(1e-4);
+      expect(maxAbsDiff(weights.blocks[i]!.movingVariance.read().arraySync() as Nested, torch.runningVar[i])).toBeLessThan(1e-4);
+    });
+    expect(maxAbsDiff(after.head as Nested, torch.head)).toBeLessThan(1e-4 * Math.max(1, maxAbs(torch.head)));
+    optimizer.dispose();
     model.dispose();
   });
 });

@@ -9,7 +9,7 @@ import { initEngine } from '../engine/index.ts';
 import { writeFileAtomic } from '../lib/atomic-write.ts';
 import { deriveSeed, permutation } from '../lib/random.ts';
 import { forwardInfer, forwardTrain, seedNetWeights, updateRunningStatistics, type SeedNetWeights } from '../model/forward.ts';
-import { buildSeedNet, summarize } from '../model/seed-net.ts';
+import { buildSeedNet, DROPOUT_RATE, summarize } from '../model/seed-net.ts';
 import { METADATA_JSON, registerFileRouter, saveModel } from './artifacts.ts';
 import { loadCheckpoint, restoreModelWeights, saveCheckpoint } from './checkpoint.ts';
 import { resolveRecipe } from './recipe.ts';
@@ -170,20 +170,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   return { metrics, modelDir, engine: engine.label, outcome };
 }
 
-/** One SGD step on a batch; returns [mean loss, correct predictions]. */
-function trainStep(
+/**
+ * One SGD step on a batch, running statistics included; returns [mean loss, correct
+ * predictions]. `dropoutRate` 0 is for parity checks against another framework.
+ */
+export function trainStep(
   weights: SeedNetWeights,
   optimizer: tf.Optimizer,
   split: Split,
   indices: Uint32Array,
   dropoutSeed: number,
+  dropoutRate = DROPOUT_RATE,
 ): [number, number] {
   return tf.tidy(() => {
     const { x, labels } = gatherBatch(split, indices);
     const oneHot = tf.oneHot(labels, 10);
     let forward: ReturnType<typeof forwardTrain> | undefined;
     const { value, grads } = tf.variableGrads(() => {
-      forward = forwardTrain(weights, x, dropoutSeed);
+      forward = forwardTrain(weights, x, dropoutSeed, dropoutRate);
       tf.keep(forward.logits);
       forward.statistics.forEach((s) => (tf.keep(s.mean), tf.keep(s.variance)));
       return tf.losses.softmaxCrossEntropy(oneHot, forward.logits) as tf.Scalar;
