@@ -159,12 +159,13 @@ function wasmImpl(): Impl | null {
     }
     return total;
   };
-  // Slices of whole pixels, one per thread.
+  // Slices of whole pixels: any split for the elementwise passes, a fixed one for the sums.
   const slices = (p: Params) => simd.slices(p.pixels, 256);
+  const sumSlices = (p: Params) => simd.reductionSlices(p.pixels, 256);
 
   return {
     stats(z, p) {
-      const parts = slices(p);
+      const parts = sumSlices(p);
       const out = sums(p, parts.length);
       const zAt = offset(z);
       simd.parallel('relu_stats', parts.map(([first, count], t) => [zAt + first * p.channels * 4, count, p.channels, out[t]!, out[t]! + p.channels * 8]));
@@ -192,7 +193,7 @@ function wasmImpl(): Impl | null {
       return { y: out.tensor, mask: mask?.tensor };
     },
     backward(dy, z, gamma, mask, st, p) {
-      const parts = slices(p);
+      const parts = sumSlices(p);
       const partial = sums(p, parts.length);
       const dyAt = offset(dy);
       const zAt = offset(z);

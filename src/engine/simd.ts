@@ -34,6 +34,12 @@ export interface SimdContext {
   parallel(name: KernelName, jobs: number[][]): void;
   /** [first, count] slices of [0, total) for `parallel`: a few per thread, to balance load. */
   slices(total: number, minimum?: number): [number, number][];
+  /**
+   * Slices for reductions (each summed on its own, the partial sums then added in order):
+   * the same on every thread count, so the sums, and so training runs, come out
+   * bit-identical on 1 thread or 16.
+   */
+  reductionSlices(total: number, minimum?: number): [number, number][];
   /** Byte offset of a reusable scratch block of at least `bytes` bytes; one block per slot. */
   scratch(bytes: number, slot?: number): number;
   heapBuffer(): ArrayBufferLike;
@@ -53,6 +59,8 @@ const KERNEL_NAMES: KernelName[] = [
 ];
 const MAX_ARGS = 16;
 const MAX_JOBS = 64;
+/** Parts of every reduction, whatever the thread count (see reductionSlices). */
+const REDUCTION_PARTS = 16;
 // Control block: Int32 header, then MAX_JOBS rows of MAX_ARGS Float64 arguments.
 //   [0] generation (bumped per dispatch; helpers wait on it)
 //   [1] claim counter: generation << 8 | next job index (-1 while a dispatch is set up)
@@ -150,6 +158,7 @@ function createContext(backend: WasmBackend, threads: number): SimdContext | nul
     ready,
     heapBuffer: () => module.HEAPU8.buffer,
     slices: (total: number, minimum = 1) => splitRange(total, helpers === 0 ? 1 : 4 * (helpers + 1), minimum),
+    reductionSlices: (total: number, minimum = 1) => splitRange(total, REDUCTION_PARTS, minimum),
     scratch(bytes: number, slot = 0): number {
       const block = scratchBlocks.get(slot);
       if (block && block.bytes >= bytes) return block.pointer;

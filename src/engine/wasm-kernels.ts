@@ -131,12 +131,13 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelFuncArgs): tf.Te
 
 /**
  * The SIMD kernel, the batch split into slices for the threads: each slice is summed into
- * its own buffer (the first straight into the output), then the buffers are added up.
+ * its own buffer (the first straight into the output), then the buffers are added up in
+ * order. The split does not depend on the thread count, so neither does the result.
  */
 function conv2DBackpropFilterSimd(backend: WasmBackend, simd: SimdContext, x: tf.TensorInfo, dy: tf.TensorInfo, info: ConvInfo): tf.TensorInfo {
   const dW = backend.makeOutput(info.filterShape, 'float32');
   const size = sizeOf(info.filterShape);
-  const parts = simd.slices(info.batchSize);
+  const parts = simd.reductionSlices(info.batchSize);
   const buffers = parts.map((_, t) => (t === 0 ? backend.dataIdMap.get(dW.dataId).memoryOffset : simd.scratch(size * 4, 100 + t)));
   const xAt = backend.dataIdMap.get(x.dataId).memoryOffset;
   const dyAt = backend.dataIdMap.get(dy.dataId).memoryOffset;
