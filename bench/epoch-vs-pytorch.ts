@@ -70,19 +70,13 @@ const median = (xs: number[]) => {
 
 const loadBefore = loadavg();
 const runs: Run[] = [];
+const record = (run: Run) => {
+  runs.push(run);
+  console.log(JSON.stringify(run));
+};
 for (let round = 1; round <= Number(values.rounds); round++) {
-  for (const threads of [2, ...threadCounts.filter((t) => t !== 2)]) {
-    if (threads === 2) {
-      const r = await pytorchEpoch(2);
-      runs.push({ round, runner: 'pytorch', threads: 2, ...r });
-      console.log(JSON.stringify(runs.at(-1)));
-    }
-    if (threadCounts.includes(threads)) {
-      const r = await digitsEpoch(threads);
-      runs.push({ round, runner: 'digits', threads, ...r });
-      console.log(JSON.stringify(runs.at(-1)));
-    }
-  }
+  record({ round, runner: 'pytorch', threads: 2, ...(await pytorchEpoch(2)) });
+  for (const threads of threadCounts) record({ round, runner: 'digits', threads, ...(await digitsEpoch(threads)) });
 }
 
 const pytorchMedian = median(runs.filter((r) => r.runner === 'pytorch').map((r) => r.seconds));

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../src/engine/index.ts';
-import { forwardTrain, seedNetWeights, updateRunningStatistics } from '../src/model/forward.ts';
+import { forwardTrain, seedNetWeights, updateRunningStatistics, type SeedNetWeights } from '../src/model/forward.ts';
 import { buildSeedNet } from '../src/model/seed-net.ts';
 import { mulberry32, permutation } from '../src/lib/random.ts';
 import { SEED_RECIPE } from '../src/training/recipe.ts';
@@ -23,6 +23,23 @@ type Nested = number | Nested[];
 const maxAbsDiff = (a: Nested, b: Nested): number =>
   Array.isArray(a) ? a.reduce<number>((m, v, i) => Math.max(m, maxAbsDiff(v, (b as Nested[])[i]!)), 0) : Math.abs(a - (b as number));
 const maxAbs = (a: Nested): number => (Array.isArray(a) ? a.reduce<number>((m, v) => Math.max(m, maxAbs(v)), 0) : Math.abs(a));
+
+/** The trainable weights as the fixtures read them (tfjs layouts). */
+const weightsJson = (weights: SeedNetWeights) => ({
+  blocks: weights.blocks.map((b) => ({ kernel: b.kernel.arraySync(), gamma: b.gamma.arraySync(), beta: b.beta.arraySync() })),
+  head: weights.head.arraySync(),
+});
+
+/** Runs a fixture script on `input` (JSON on stdin) and parses its JSON answer. */
+function runTorch(fixture: string, input: unknown) {
+  const run = spawnSync(PYTHON, [resolve(import.meta.dirname, 'fixtures', fixture), RECIPE], {
+    input: JSON.stringify(input),
+    maxBuffer: 64 * 1024 * 1024,
+    encoding: 'utf8',
+  });
+  expect(run.status, run.stderr).toBe(0);
+  return JSON.parse(run.stdout);
+}
 
 describe.skipIf(!hasTorch)('parity with PyTorch', () => {
   beforeAll(async () => {
@@ -43,19 +60,7 @@ describe.skipIf(!hasTorch)('parity with PyTorch', () => {
     }, weights.trainable);
     updateRunningStatistics(weights, statistics);
 
-    const input = {
-      x: x.arraySync(),
-      labels,
-      blocks: weights.blocks.map((b) => ({ kernel: b.kernel.arraySync(), gamma: b.gamma.arraySync(), beta: b.beta.arraySync() })),
-      head: weights.head.arraySync(),
-    };
-    const run = spawnSync(PYTHON, [resolve(import.meta.dirname, 'fixtures/pytorch_step.py'), RECIPE], {
-      input: JSON.stringify(input),
-      maxBuffer: 64 * 1024 * 1024,
-      encoding: 'utf8',
-    });
-    expect(run.status, run.stderr).toBe(0);
-    const torch = JSON.parse(run.stdout);
+    const torch = runTorch('pytorch_step.py', { ...weightsJson(weights), x: x.arraySync(), labels });
 
     expect(value.dataSync()[0]).toBeCloseTo(torch.loss, 4);
     const grad = (v: tf.Variable) => grads[v.name]!.arraySync() as Nested;
@@ -93,12 +98,8 @@ describe.skipIf(!hasTorch)('parity with PyTorch', () => {
 
     const model = buildSeedNet(7);
     const weights = seedNetWeights(model);
-    const snapshot = () => ({
-      blocks: weights.blocks.map((b) => ({ kernel: b.kernel.arraySync(), gamma: b.gamma.arraySync(), beta: b.beta.arraySync() })),
-      head: weights.head.arraySync(),
-    });
     const input = {
-      ...snapshot(),
+      ...weightsJson(weights),
       x: tf.tidy(() => tf.tensor4d(pixels, [count, 28, 28, 1]).arraySync()),
       labels,
       batches: batches.map((b) => Array.from(b)),
@@ -108,17 +109,11 @@ describe.skipIf(!hasTorch)('parity with PyTorch', () => {
     const optimizer = tf.train.momentum(SEED_RECIPE.learningRate, SEED_RECIPE.momentum);
     const losses = batches.map((indices, s) => trainStep(weights, optimizer, split, indices, s, 0)[0]);
 
-    const run = spawnSync(PYTHON, [resolve(import.meta.dirname, 'fixtures/pytorch_train.py'), RECIPE], {
-      input: JSON.stringify(input),
-      maxBuffer: 64 * 1024 * 1024,
-      encoding: 'utf8',
-    });
-    expect(run.status, run.stderr).toBe(0);
-    const torch = JSON.parse(run.stdout);
+    const torch = runTorch('pytorch_train.py', input);
 
     expect(losses[0]! - losses.at(-1)!, 'the net learns').toBeGreaterThan(0.3);
     losses.forEach((loss, s) => expect(Math.abs(loss - torch.losses[s]), `step ${s}`).toBeLessThan(1e-5));
-    const after = snapshot();
+    const after = weightsJson(weights);
     after.blocks.forEach((b, i) => {
       for (const key of ['kernel', 'gamma', 'beta'] as const) {
         const theirs = torch.blocks[i][key] as Nested;
