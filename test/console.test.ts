@@ -21,6 +21,7 @@ if (!hasChromium) {
 }
 
 const MNIST_DIR = join(REPO_ROOT, '..', 'shared', 'data', 'mnist');
+const hasMnist = existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
 const SCREENSHOTS = join(REPO_ROOT, 'docs', 'screenshots');
 const API_KEY = 'console-test-key';
 const DESKTOP = { width: 1280, height: 860 };
@@ -32,7 +33,6 @@ let api: ServingApi;
 let worker: WorkerProcess;
 let browser: Browser;
 let page: Page;
-let mnistDir: string;
 let untrained: ModelVersion;
 let trainedVersion: string;
 const pageErrors: string[] = [];
@@ -63,9 +63,8 @@ async function shownPrediction() {
 
 describe.skipIf(!hasChromium)('web console', () => {
   beforeAll(async () => {
-    const hasMnist = existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz'));
     if (!hasMnist) console.warn(`console.test.ts: no MNIST at ${MNIST_DIR}; training on a generated stand-in`);
-    mnistDir = hasMnist ? MNIST_DIR : await writeTinyMnist(2000, 500);
+    const mnistDir = hasMnist ? MNIST_DIR : await writeTinyMnist(2000, 500);
     const dirs = await makeDirs(mnistDir);
     api = await startServingApi({ redisUrl: inject('redisUrl'), modelDir: dirs.modelDir, env: { API_KEYS: API_KEY } });
     untrained = await publishSeedNet(api.registry, 1);
@@ -164,9 +163,12 @@ describe.skipIf(!hasChromium)('web console', () => {
     await page.click('#pad-clear');
     expect(await page.locator('#prediction .prediction-result').isHidden()).toBe(true);
 
-    // An uploaded image (the first MNIST test image, as PNG) is classified too.
-    const images = await readIdxImages(join(mnistDir, 't10k-images-idx3-ubyte.gz'));
-    const png = await sharp(Buffer.from(images.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
+    // An uploaded image (the first MNIST test image, as PNG) is classified too. The generated
+    // stand-in's images are flat fills with no digit in them, so without MNIST: a drawn "1".
+    const pixels = hasMnist
+      ? (await readIdxImages(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz'))).pixels.subarray(0, 784)
+      : new Uint8Array(784).map((_, p) => (p % 28 >= 12 && p % 28 < 16 && p >= 4 * 28 && p < 24 * 28 ? 255 : 0));
+    const png = await sharp(Buffer.from(pixels), { raw: { width: 28, height: 28, channels: 1 } }).png().toBuffer();
     await page.setInputFiles('#pad-upload', { name: 'mnist-0.png', mimeType: 'image/png', buffer: png });
     expect((await shownPrediction()).bars).toBe(10);
 
