@@ -35,7 +35,7 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
   root = await mkdtemp(join(tmpdir(), 'contract-test-'));
   const config = loadConfig({ MODEL_DIR: join(root, 'models'), DATA_DIR: join(root, 'data'), LOG_LEVEL: 'silent' });
-  registry = new FileSystemRegistry(config.modelDir);
+  registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   jobs = JobsService.connect({ redisUrl: inject('redisUrl'), prefix: PREFIX });
   const onRoute = (route: RouteOptions) => {
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: route.schema?.hide === true });

@@ -64,23 +64,28 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes);
   await app.register(consoleRoutes);
-  await app.register(modelsRoutes, {
-    prefix: '/v1',
-    registry: deps.registry,
-    ...(deps.announce ? { announce: deps.announce } : {}),
-  });
-  if (deps.jobs) await app.register(jobsRoutes, { prefix: '/v1', jobs: deps.jobs });
-
-  // Serving: the registry's latest model, loaded when the app is ready and hot-swapped on announcements.
+  // Serving: every model name's default version, loaded when the app is ready and hot-swapped on announcements.
   const models = new ModelManager({
     registry: deps.registry,
     batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs },
     pinnedCacheSize: config.modelCacheSize,
     recheckIntervalMs: config.modelRecheckMs,
+    defaultModel: config.defaultModel,
     redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
     logger: app.log,
     onBatch: (_version, size) => metrics.batchSize.observe(size),
   });
+  await app.register(modelsRoutes, {
+    prefix: '/v1',
+    registry: deps.registry,
+    ...(deps.announce ? { announce: deps.announce } : {}),
+    verify: (version) => models.verify(version),
+    onChange: (change) => {
+      if (change.type === 'deleted') models.forget(change.version);
+      void models.refresh();
+    },
+  });
+  if (deps.jobs) await app.register(jobsRoutes, { prefix: '/v1', jobs: deps.jobs });
   app.addHook('onReady', async () => {
     await initEngine(config.engine);
     await models.start();

@@ -20,7 +20,7 @@ export interface RunningApi {
 
 export async function startApi(config: Config, logger: Logger = createLogger(config, { process: 'api' })): Promise<RunningApi> {
   const redisUrl = config.redisUrl ?? DEFAULT_REDIS_URL;
-  const registry = new FileSystemRegistry(config.modelDir);
+  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   // Connections are lazy and fail fast: while Redis is down, job routes answer 503
   // and the API keeps serving models; nothing here waits for Redis.
   const queueEnv = loadQueueEnv();

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { DatasetName } from '../data/types.ts';
 import { ENGINE_NAMES } from '../engine/types.ts';
+import { DEFAULT_MODEL_NAME, MODEL_NAME_RULE, isModelName } from '../registry/model-name.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -53,6 +54,8 @@ export interface Config {
   modelCacheSize: number;
   /** MODEL_RECHECK_MS: how often the API re-reads `latest` in case an announcement was missed (default 30000). */
   modelRecheckMs: number;
+  /** DEFAULT_MODEL: the model name a bare /v1/predict (and the legacy `latest`) serves (default mnist). */
+  defaultModel: string;
 }
 
 export class ConfigError extends Error {
@@ -173,6 +176,14 @@ const ENV_SCHEMA = z.object({
   MAX_BATCH: integer(1, 1024, 64),
   MODEL_CACHE_SIZE: integer(1, 64, 3),
   MODEL_RECHECK_MS: integer(1000, 3_600_000, 30_000),
+  DEFAULT_MODEL: optionalText.transform((value, ctx) => {
+    if (value === undefined) return DEFAULT_MODEL_NAME;
+    if (!isModelName(value)) {
+      ctx.addIssue({ code: 'custom', message: `expected ${MODEL_NAME_RULE}, got ${show(value)}` });
+      return z.NEVER;
+    }
+    return value;
+  }),
 });
 
 /** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
@@ -200,6 +211,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBatch: v.MAX_BATCH,
     modelCacheSize: v.MODEL_CACHE_SIZE,
     modelRecheckMs: v.MODEL_RECHECK_MS,
+    defaultModel: v.DEFAULT_MODEL,
     ...(v.REDIS_URL ? { redisUrl: v.REDIS_URL } : {}),
     ...(v.MNIST_DIR ? { mnistDir: v.MNIST_DIR } : {}),
     ...(v.FASHION_MNIST_DIR ? { fashionMnistDir: v.FASHION_MNIST_DIR } : {}),

@@ -7,8 +7,10 @@ import { z } from 'zod';
 export const MODELS_CHANNEL = 'digits:models';
 
 const ANNOUNCEMENT_SCHEMA = z.object({
-  type: z.enum(['published', 'promoted']),
+  type: z.enum(['published', 'promoted', 'deleted']),
   version: z.string(),
+  /** The model name of the version (absent from processes older than named models). */
+  model: z.string().optional(),
 });
 export type ModelAnnouncement = z.infer<typeof ANNOUNCEMENT_SCHEMA>;
 

@@ -1,40 +1,78 @@
 // The registry on a filesystem shared by API processes and workers:
 //
 //   MODEL_DIR/versions/v0007-3fa9c1/{model.json, weights.bin, metadata.json}
-//   MODEL_DIR/latest          one line: the version `latest` points at
+//   MODEL_DIR/defaults/mnist  one line: the default version of model `mnist`
+//   MODEL_DIR/latest          legacy pointer (before named models); read only, as
+//                             the default of its version's name when defaults/ has none
 //   MODEL_DIR/.claims/0007    sequence numbers taken (see claimNumber)
+//   MODEL_DIR/.jobs/<sha256 of job id>   the version a job published (exactly-once publish)
+//   MODEL_DIR/.deleted/v0007-3fa9c1      tombstones: a deleted version is never re-created
 //
 // A version is assembled in a temp directory next to its final place, fsynced,
 // and renamed into place, so readers see either no version or a complete one.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+// Every artifact's SHA-256 goes into metadata.json and is checked on every read.
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-write.ts';
-import { CorruptVersionError, InvalidModelError, ModelNotFoundError } from './errors.ts';
+import {
+  CorruptArtifactError,
+  CorruptVersionError,
+  InvalidModelError,
+  ModelNotFoundError,
+  NoDefaultVersionError,
+  PromotionRefusedError,
+  UnknownModelError,
+  VersionInUseError,
+  VersionNotInModelError,
+} from './errors.ts';
+import { DEFAULT_MODEL_NAME, checkModelName, isModelName } from './model-name.ts';
 import {
   ARTIFACT_NAMES,
   MODEL_METADATA_SCHEMA,
   type ArtifactName,
   type ModelMetadata,
   type ModelRegistry,
+  type ModelSummary,
   type ModelVersion,
+  type Promotion,
   type PublishMetadata,
+  type PublishOptions,
+  type PublishResult,
 } from './types.ts';
 import { LATEST_ALIAS, compareVersionsDescending, formatVersion, isVersion, versionNumber } from './version.ts';
 
 const METADATA_JSON = 'metadata.json';
-const LATEST_POINTER = 'latest';
+const LEGACY_LATEST_POINTER = 'latest';
 const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
+/** A name lock older than this was left by a crashed process. */
+const STALE_LOCK_MS = 30_000;
+
+export interface FileSystemRegistryOptions {
+  /** The name the legacy `latest` alias stands for (DEFAULT_MODEL; default "mnist"). */
+  defaultModel?: string;
+}
+
+const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 export class FileSystemRegistry implements ModelRegistry {
   readonly versionsDir: string;
+  readonly defaultModel: string;
   private readonly claimsDir: string;
-  private readonly latestFile: string;
+  private readonly jobsDir: string;
+  private readonly deletedDir: string;
+  private readonly defaultsDir: string;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    options: FileSystemRegistryOptions = {},
+  ) {
     this.versionsDir = join(root, 'versions');
     this.claimsDir = join(root, '.claims');
-    this.latestFile = join(root, LATEST_POINTER);
+    this.jobsDir = join(root, '.jobs');
+    this.deletedDir = join(root, '.deleted');
+    this.defaultsDir = join(root, 'defaults');
+    this.defaultModel = checkModelName(options.defaultModel ?? DEFAULT_MODEL_NAME);
   }
 
   /** Where an artifact of a concrete version lives (filesystem-only; callers of the interface use readArtifact). */
@@ -43,85 +81,232 @@ export class FileSystemRegistry implements ModelRegistry {
     return join(this.versionsDir, version, name);
   }
 
-  async publish(sourceDir: string, metadata: PublishMetadata = {}): Promise<ModelVersion> {
+  /**
+   * Publishes a training output as a new version of its model name, at most once
+   * per job id: the job's version id is recorded (atomically, first writer wins)
+   * before the version is assembled, so a retry, a second worker or a restart after
+   * a crash finds and completes that same version instead of making another.
+   */
+  async publish(sourceDir: string, metadata: PublishMetadata = {}, options: PublishOptions = {}): Promise<PublishResult> {
     const modelJson = await readSourceFile(sourceDir, 'model.json');
     const weights = await readSourceFile(sourceDir, 'weights.bin');
     checkModelJson(join(sourceDir, 'model.json'), modelJson, weights.byteLength);
     const merged = { ...(await readSourceMetadata(sourceDir)), ...withoutUndefined(metadata) };
+    const artifacts = {
+      'model.json': { sha256: sha256(modelJson), bytes: modelJson.byteLength },
+      'weights.bin': { sha256: sha256(weights), bytes: weights.byteLength },
+    };
     // Checked before a number is claimed, so a bad publish leaves no trace.
-    const checked = parseMetadata({ ...merged, version: '', created: new Date().toISOString() });
+    const checked = parseMetadata({ ...merged, artifacts, version: '', created: new Date().toISOString() });
     if (typeof checked === 'string') throw new InvalidModelError(join(sourceDir, METADATA_JSON), checked);
-
+    if (!isModelName(checked.model)) throw new InvalidModelError(join(sourceDir, METADATA_JSON), `model: ${JSON.stringify(checked.model)} is not a valid model name`);
     await mkdir(this.versionsDir, { recursive: true });
-    const version = formatVersion(await this.claimNumber());
-    const finalMetadata: ModelMetadata = { ...checked, version };
 
+    const jobId = checked.jobId;
+    let version = jobId === null ? undefined : await this.jobVersion(jobId);
+    if (version === undefined) {
+      version = formatVersion(await this.claimNumber());
+      if (jobId !== null) version = await this.recordJobVersion(jobId, version);
+    }
+    if (await exists(join(this.deletedDir, version))) {
+      throw new InvalidModelError(sourceDir, `job ${jobId} already published ${version}, which has since been deleted`);
+    }
+    let reused = true;
+    if (!(await exists(join(this.versionsDir, version)))) {
+      reused = !(await this.assemble(version, { ...checked, version }, modelJson, weights));
+    }
+    const published = await this.readMetadata(version);
+    const promotion = await this.decidePromotion(published, options);
+    return { ...published, latest: promotion.promoted || (await this.defaultId(published.model)) === version, reused, promotion };
+  }
+
+  /** Writes a version's directory; false when another process completed the same version first. */
+  private async assemble(version: string, metadata: ModelMetadata, modelJson: Buffer, weights: Buffer): Promise<boolean> {
     const temp = join(this.versionsDir, `.tmp-${version}-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(temp);
       await writeDurable(join(temp, 'weights.bin'), weights);
       await writeDurable(join(temp, 'model.json'), modelJson);
-      await writeDurable(join(temp, METADATA_JSON), `${JSON.stringify(finalMetadata, null, 2)}\n`);
+      await writeDurable(join(temp, METADATA_JSON), `${JSON.stringify(metadata, null, 2)}\n`);
       await fsyncDirectory(temp);
       await rename(temp, join(this.versionsDir, version));
       await fsyncDirectory(this.versionsDir);
+      return true;
     } catch (error) {
       await rm(temp, { recursive: true, force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await exists(join(this.versionsDir, version)))) return false;
       throw error;
     }
-    await this.writeLatest(version);
-    return { ...finalMetadata, latest: true };
   }
 
-  async list(): Promise<ModelVersion[]> {
-    const latest = await this.latestVersion();
+  /** Applies the policy under the name's lock, so two publishes cannot both beat the same default. */
+  private decidePromotion(version: ModelVersion | ModelMetadata, options: PublishOptions): Promise<Promotion> {
+    const policy = options.promote ?? 'if-better';
+    return this.withNameLock(version.model, async () => {
+      const current = await this.defaultVersion(version.model);
+      const previous = current?.version ?? null;
+      const no = (reason: string): Promotion => ({ promoted: false, reason, previous });
+      if (previous === version.version) return { promoted: true, reason: 'already the default version', previous };
+      const accuracy = version.testAccuracy;
+      if (policy === 'never') return no('not promoted: the job\'s promote policy is "never"');
+      if (options.minAccuracy !== undefined && accuracy < options.minAccuracy) {
+        return no(`not promoted: test accuracy ${accuracy} is below the job's minAccuracy ${options.minAccuracy}`);
+      }
+      if (policy === 'if-better' && current) {
+        if (current.dataset !== version.dataset) {
+          return no(`not promoted: the default ${current.version} was tested on ${current.dataset}, this version on ${version.dataset}; promote it by hand or use promote "always"`);
+        }
+        if (accuracy < current.testAccuracy) {
+          return no(`not promoted: test accuracy ${accuracy} is below the default ${current.version}'s ${current.testAccuracy} (promote policy "if-better")`);
+        }
+      }
+      try {
+        await this.verifyArtifacts(version.version);
+        await options.verify?.({ ...(version as ModelMetadata), latest: false });
+      } catch (error) {
+        return no(`not promoted: it failed verification: ${(error as Error).message}`);
+      }
+      await this.writeDefault(version.model, version.version);
+      const why = current
+        ? policy === 'always'
+          ? `promoted (policy "always"), replacing ${current.version}`
+          : `promoted: test accuracy ${accuracy} ≥ the previous default ${current.version}'s ${current.testAccuracy}`
+        : `promoted: the first default of model ${JSON.stringify(version.model)}`;
+      return { promoted: true, reason: why, previous };
+    });
+  }
+
+  async list(model?: string): Promise<ModelVersion[]> {
     const versions = (await this.versionIds()).sort(compareVersionsDescending);
-    const entries = await Promise.all(
-      versions.map((version) => this.readMetadata(version).then((m) => ({ ...m, latest: version === latest }))),
+    const all = await Promise.all(versions.map((version) => this.readMetadata(version)));
+    const selected = model === undefined ? all : all.filter((m) => m.model === model);
+    const defaults = new Map<string, string | undefined>();
+    for (const name of new Set(selected.map((m) => m.model))) defaults.set(name, await this.defaultId(name, all));
+    return selected.map((m) => ({ ...m, latest: defaults.get(m.model) === m.version }));
+  }
+
+  async models(): Promise<ModelSummary[]> {
+    const all = await Promise.all((await this.versionIds()).map((version) => this.readMetadata(version)));
+    const names = [...new Set(all.map((m) => m.model))].sort();
+    return Promise.all(
+      names.map(async (name) => ({
+        name,
+        defaultVersion: (await this.defaultId(name, all)) ?? null,
+        versions: all.filter((m) => m.model === name).length,
+      })),
     );
-    return entries;
   }
 
   async get(version: string): Promise<ModelVersion> {
     const resolved = await this.resolve(version);
     const metadata = await this.readMetadata(resolved);
-    return { ...metadata, latest: resolved === (await this.latestVersion()) };
+    return { ...metadata, latest: resolved === (await this.defaultId(metadata.model)) };
   }
 
-  async latest(): Promise<ModelVersion | undefined> {
-    const version = await this.latestVersion();
+  async getVersion(model: string, version: string): Promise<ModelVersion> {
+    checkModelName(model);
+    versionNumber(version);
+    let found: ModelVersion;
+    try {
+      found = await this.get(version);
+    } catch (error) {
+      if (error instanceof ModelNotFoundError && !(await this.hasModel(model))) throw new UnknownModelError(model);
+      throw error;
+    }
+    if (found.model !== model) throw new VersionNotInModelError(model, version, found.model);
+    return found;
+  }
+
+  async defaultVersion(model: string = this.defaultModel): Promise<ModelVersion | undefined> {
+    const version = await this.defaultId(model);
     return version === undefined ? undefined : { ...(await this.readMetadata(version)), latest: true };
   }
 
-  async promote(version: string): Promise<ModelVersion> {
+  latest(): Promise<ModelVersion | undefined> {
+    return this.defaultVersion(this.defaultModel);
+  }
+
+  async findByJob(jobId: string): Promise<ModelVersion | undefined> {
+    const version = await this.jobVersion(jobId);
+    if (version === undefined || !(await exists(join(this.versionsDir, version)))) return undefined;
+    return this.get(version);
+  }
+
+  async promote(version: string, options: Pick<PublishOptions, 'verify'> = {}): Promise<ModelVersion> {
     const resolved = await this.resolve(version);
     const metadata = await this.readMetadata(resolved);
-    await this.writeLatest(resolved);
-    return { ...metadata, latest: true };
+    return this.withNameLock(metadata.model, async () => {
+      try {
+        await this.verifyArtifacts(resolved);
+        await options.verify?.({ ...metadata, latest: false });
+      } catch (error) {
+        throw new PromotionRefusedError(resolved, error);
+      }
+      await this.writeDefault(metadata.model, resolved);
+      return { ...metadata, latest: true };
+    });
+  }
+
+  async delete(version: string): Promise<ModelVersion> {
+    versionNumber(version);
+    const metadata = await this.readMetadata(version);
+    return this.withNameLock(metadata.model, async () => {
+      if ((await this.defaultId(metadata.model)) === version) throw new VersionInUseError(metadata.model, version);
+      // Tombstone first: a job retried later must not re-create what was deleted.
+      await mkdir(this.deletedDir, { recursive: true });
+      await (await open(join(this.deletedDir, version), 'w')).close();
+      const trash = join(this.versionsDir, `.deleted-${version}-${randomBytes(4).toString('hex')}`);
+      await rename(join(this.versionsDir, version), trash);
+      await fsyncDirectory(this.versionsDir);
+      await rm(trash, { recursive: true, force: true });
+      return { ...metadata, latest: false };
+    });
   }
 
   async readArtifact(version: string, name: ArtifactName): Promise<Buffer> {
     if (!(ARTIFACT_NAMES as readonly string[]).includes(name)) throw new Error(`unknown artifact ${name}`);
     const resolved = await this.resolve(version);
+    const metadata = await this.readMetadata(resolved);
+    let bytes: Buffer;
     try {
-      return await readFile(this.artifactPath(resolved, name));
+      bytes = await readFile(this.artifactPath(resolved, name));
     } catch (error) {
-      throw notFoundAs(error, new ModelNotFoundError(resolved));
+      throw notFoundAs(error, new CorruptArtifactError(resolved, name, 'is missing'));
     }
+    checkDigest(metadata, name, bytes);
+    return bytes;
   }
 
-  /** The version the pointer names; when the pointer is missing or names a vanished version, the newest one. */
-  private async latestVersion(): Promise<string | undefined> {
-    const pointed = (await readFile(this.latestFile, 'utf8').catch(ignoreMissing))?.trim();
-    if (pointed && isVersion(pointed) && (await exists(join(this.versionsDir, pointed)))) return pointed;
-    return (await this.versionIds()).sort(compareVersionsDescending)[0];
+  /** Reads every artifact and checks it against its recorded SHA-256 (CorruptArtifactError). */
+  private async verifyArtifacts(version: string): Promise<void> {
+    for (const name of ARTIFACT_NAMES) await this.readArtifact(version, name);
+  }
+
+  private async hasModel(model: string): Promise<boolean> {
+    return (await this.list(model)).length > 0;
+  }
+
+  /** The default version id of a name: defaults/<name>, else the legacy `latest` pointer if it names a version of that name. */
+  private async defaultId(model: string, known?: ModelMetadata[]): Promise<string | undefined> {
+    if (!isModelName(model)) return undefined;
+    for (const file of [join(this.defaultsDir, model), join(this.root, LEGACY_LATEST_POINTER)]) {
+      const pointed = (await readFile(file, 'utf8').catch(ignoreMissing))?.trim();
+      if (!pointed || !isVersion(pointed)) continue;
+      const metadata = known?.find((m) => m.version === pointed) ?? (await this.readMetadata(pointed).catch(() => undefined));
+      if (metadata?.model === model) return pointed;
+      // defaults/<name> wins even when it names a vanished version: never fall back to an unvetted one.
+      if (file !== join(this.root, LEGACY_LATEST_POINTER)) return undefined;
+    }
+    return undefined;
   }
 
   private async resolve(version: string): Promise<string> {
     if (version === LATEST_ALIAS) {
-      const latest = await this.latestVersion();
-      if (latest === undefined) throw new ModelNotFoundError(LATEST_ALIAS);
-      return latest;
+      const latest = await this.defaultId(this.defaultModel);
+      if (latest !== undefined) return latest;
+      if (await this.hasModel(this.defaultModel)) throw new NoDefaultVersionError(this.defaultModel);
+      throw new ModelNotFoundError(LATEST_ALIAS);
     }
     versionNumber(version);
     return version;
@@ -151,6 +336,38 @@ export class FileSystemRegistry implements ModelRegistry {
     return names.filter(isVersion);
   }
 
+  private jobFile(jobId: string): string {
+    return join(this.jobsDir, sha256(jobId));
+  }
+
+  private async jobVersion(jobId: string): Promise<string | undefined> {
+    const text = (await readFile(this.jobFile(jobId), 'utf8').catch(ignoreMissing))?.trim();
+    return text && isVersion(text) ? text : undefined;
+  }
+
+  /**
+   * Records `version` as the job's, unless the job already has one: link() fails
+   * when the name exists, so of two concurrent publishers of one job only the first
+   * record stands, and both go on with that version.
+   */
+  private async recordJobVersion(jobId: string, version: string): Promise<string> {
+    await mkdir(this.jobsDir, { recursive: true });
+    const temp = join(this.jobsDir, `.tmp-${randomBytes(6).toString('hex')}`);
+    await writeDurable(temp, `${version}\n`);
+    try {
+      await link(temp, this.jobFile(jobId));
+      await fsyncDirectory(this.jobsDir);
+      return version;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const recorded = await this.jobVersion(jobId);
+      if (recorded === undefined) throw error;
+      return recorded;
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
   /**
    * Takes the next free sequence number. Creating a claim file with O_EXCL is
    * atomic even on shared volumes, so two workers publishing at the same moment
@@ -172,9 +389,45 @@ export class FileSystemRegistry implements ModelRegistry {
     }
   }
 
-  private async writeLatest(version: string): Promise<void> {
-    await writeFileAtomic(this.latestFile, `${version}\n`);
-    await fsyncDirectory(this.root);
+  private async writeDefault(model: string, version: string): Promise<void> {
+    await mkdir(this.defaultsDir, { recursive: true });
+    await writeFileAtomic(join(this.defaultsDir, model), `${version}\n`);
+    await fsyncDirectory(this.defaultsDir);
+  }
+
+  /** Runs `fn` holding the name's lock file (O_EXCL), across processes sharing MODEL_DIR. */
+  private async withNameLock<T>(model: string, fn: () => Promise<T>): Promise<T> {
+    checkModelName(model);
+    await mkdir(this.defaultsDir, { recursive: true });
+    const lock = join(this.defaultsDir, `.${model}.lock`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await (await open(lock, 'wx')).close();
+        break;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        const age = await stat(lock).then((s) => Date.now() - s.mtimeMs, () => 0);
+        if (age > STALE_LOCK_MS) await rm(lock, { force: true });
+        else await new Promise((resolve) => setTimeout(resolve, Math.min(5 + attempt * 5, 50)));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { force: true });
+    }
+  }
+}
+
+function checkDigest(metadata: ModelMetadata, name: ArtifactName, bytes: Buffer): void {
+  const expected = metadata.artifacts?.[name];
+  if (!expected) return; // published before hashes were recorded
+  if (bytes.byteLength !== expected.bytes) {
+    throw new CorruptArtifactError(metadata.version, name, `has ${bytes.byteLength} bytes, ${expected.bytes} were published`);
+  }
+  const actual = sha256(bytes);
+  if (actual !== expected.sha256) {
+    throw new CorruptArtifactError(metadata.version, name, `SHA-256 is ${actual}, ${expected.sha256} was published`);
   }
 }
 
@@ -238,6 +491,8 @@ function parseMetadata(value: unknown): ModelMetadata | string {
   const filled = {
     jobId: null,
     dataset: given.recipe?.dataset,
+    // Versions published before named models belong to their data set's name.
+    model: given.dataset ?? given.recipe?.dataset,
     testAccuracy: given.metrics?.at(-1)?.testAccuracy,
     engine: given.metrics?.at(-1)?.engine,
     ...given,

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
 import type { EpochMetrics, Recipe } from '../training/types.ts';
+import type { PromotionPolicy } from './model-name.ts';
 
 export const ARTIFACT_NAMES = ['model.json', 'weights.bin'] as const;
 export type ArtifactName = (typeof ARTIFACT_NAMES)[number];
@@ -34,8 +35,14 @@ const EPOCH_METRICS_SCHEMA = z.looseObject({
  * metadata.json of a version. Fields beyond these (whatever training adds) are
  * kept as they are, so the registry need not change when training records more.
  */
+const ARTIFACT_DIGEST_SCHEMA = z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), bytes: z.number().int().min(0) });
+
 export const MODEL_METADATA_SCHEMA = z.looseObject({
   version: z.string(),
+  /** The model name the version belongs to (default: its data set's name). */
+  model: z.string(),
+  /** SHA-256 and size of each artifact, recorded at publish and checked on every read; absent on versions published before hashes were kept. */
+  artifacts: z.object({ 'model.json': ARTIFACT_DIGEST_SCHEMA, 'weights.bin': ARTIFACT_DIGEST_SCHEMA }).optional(),
   /** The training job that produced it; null for models published by hand. */
   jobId: z.string().nullable(),
   dataset: z.enum(DATASET_NAMES),
@@ -55,8 +62,39 @@ export type ModelMetadata = z.infer<typeof MODEL_METADATA_SCHEMA>;
 /** What a caller may tell publish; the registry assigns version and created itself. */
 export type PublishMetadata = Partial<Omit<ModelMetadata, 'version' | 'created'>>;
 
-/** A version as the registry reports it: its metadata plus whether `latest` points at it. */
+/** A version as the registry reports it: its metadata plus whether it is the default version of its model name. */
 export type ModelVersion = ModelMetadata & { latest: boolean };
+
+/** What became of a new version's bid to be its name's default. */
+export interface Promotion {
+  promoted: boolean;
+  /** Why (e.g. "test accuracy 0.46 is below the default v0003-…'s 0.989"). */
+  reason: string;
+  /** The name's default before this publish, if any. */
+  previous: string | null;
+}
+
+export interface PublishOptions {
+  /** Default if-better: promote only when test accuracy ≥ the current default's (same name). */
+  promote?: PromotionPolicy;
+  /** Never promote below this test accuracy (0..1). */
+  minAccuracy?: number;
+  /** Runs the version (load + forward pass) before it may become a default; throws to refuse. */
+  verify?: (version: ModelVersion) => Promise<void>;
+}
+
+export type PublishResult = ModelVersion & {
+  /** True when this job had already published this version (a retry): nothing new was written. */
+  reused: boolean;
+  promotion: Promotion;
+};
+
+/** A model name with its default version and how many versions it has. */
+export interface ModelSummary {
+  name: string;
+  defaultVersion: string | null;
+  versions: number;
+}
 
 export interface ModelRegistry {
   /**
@@ -65,15 +103,28 @@ export interface ModelRegistry {
    * overrides or completes what sourceDir/metadata.json says (e.g. `{ jobId }`).
    * Throws InvalidModelError when the directory or the merged metadata is unusable.
    */
-  publish(sourceDir: string, metadata?: PublishMetadata): Promise<ModelVersion>;
-  /** All versions, newest first. */
-  list(): Promise<ModelVersion[]>;
-  /** One version; `version` may be "latest". Throws InvalidVersionError / ModelNotFoundError. */
+  publish(sourceDir: string, metadata?: PublishMetadata, options?: PublishOptions): Promise<PublishResult>;
+  /** All versions, newest first; only those of `model` when given. */
+  list(model?: string): Promise<ModelVersion[]>;
+  /** Every model name, with its default version. */
+  models(): Promise<ModelSummary[]>;
+  /** One version; `version` may be "latest" (the default of DEFAULT_MODEL). Throws InvalidVersionError / ModelNotFoundError. */
   get(version: string): Promise<ModelVersion>;
-  /** The version `latest` points at, or undefined when nothing is published. */
+  /** A version of a model name (UnknownModelError, ModelNotFoundError, VersionNotInModelError). */
+  getVersion(model: string, version: string): Promise<ModelVersion>;
+  /** The default version of a name (DEFAULT_MODEL when omitted), or undefined. */
+  defaultVersion(model?: string): Promise<ModelVersion | undefined>;
+  /** Legacy: the default version of DEFAULT_MODEL. */
   latest(): Promise<ModelVersion | undefined>;
-  /** Points `latest` at an existing version. */
-  promote(version: string): Promise<ModelVersion>;
-  /** The bytes of one artifact of a version (`version` may be "latest"). */
+  /** The version a job published, if it did (exactly-once publish looks here first). */
+  findByJob(jobId: string): Promise<ModelVersion | undefined>;
+  /**
+   * Makes an existing version the default of its name, after checking its artifacts
+   * against their SHA-256 and running `verify`. Throws PromotionRefusedError.
+   */
+  promote(version: string, options?: Pick<PublishOptions, 'verify'>): Promise<ModelVersion>;
+  /** Removes a version that is not its name's default (VersionInUseError). */
+  delete(version: string): Promise<ModelVersion>;
+  /** The bytes of one artifact of a version (`version` may be "latest"), checked against its SHA-256 (CorruptArtifactError). */
   readArtifact(version: string, name: ArtifactName): Promise<Buffer>;
 }

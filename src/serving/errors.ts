@@ -39,11 +39,11 @@ export class UnsupportedPredictMediaTypeError extends Error {
   }
 }
 
-/** Nothing is published yet: there is no model to predict with. */
+/** No model to predict with; the detail says why (nothing published, no default, default unloadable). */
 export class NoModelError extends Error {
   readonly statusCode = 503;
-  constructor() {
-    super('no model has been published yet: train one with POST /v1/jobs (or `digits train`), then retry');
+  constructor(detail = 'no model has been published yet: train one with POST /v1/jobs (or `digits train`), then retry') {
+    super(detail);
     this.name = 'NoModelError';
   }
 }

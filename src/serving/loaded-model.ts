@@ -15,6 +15,8 @@ import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.ts';
 
 /** What a prediction response says about the model that made it. */
 export interface ModelInfo {
+  /** The model name the version belongs to. */
+  model: string;
   version: string;
   dataset: DatasetName;
   testAccuracy: number;
@@ -34,6 +36,8 @@ export interface Normalization {
 /** What serving reads from a model's metadata.json (a registry version's, or a training run's output). */
 export interface ServingMetadata {
   version: string;
+  /** Model name; a model directory outside the registry has none (its data set's name is used). */
+  model?: string;
   dataset: DatasetName;
   testAccuracy: number;
   /** Training records it; older or hand-made models get their data set's constants. */
@@ -78,7 +82,7 @@ export class LoadedModel {
     batching: MicroBatcherOptions,
     onBatch?: (version: string, size: number) => void,
   ) {
-    this.info = { version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
+    this.info = { model: metadata.model ?? metadata.dataset, version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
     this.normalization = normalizationOf(metadata);
     this.batcher = new MicroBatcher((inputs) => this.forward(inputs), batching, (size) => onBatch?.(this.info.version, size));
   }
@@ -107,7 +111,12 @@ export class LoadedModel {
     try {
       net = InferenceNet.fold(seedNetWeights(model));
       const loaded = new LoadedModel(metadata, net, batching, onBatch);
-      await loaded.forward([new Float32Array(PIXELS)]);
+      // The warm-up doubles as a check: a model that loads but computes garbage is refused here.
+      const [probabilities] = await loaded.forward([new Float32Array(PIXELS)]);
+      const sum = probabilities!.reduce((a, b) => a + b, 0);
+      if (!probabilities!.every(Number.isFinite) || Math.abs(sum - 1) > 1e-3) {
+        throw new Error(`a forward pass on a blank image gave ${Array.from(probabilities!).join(', ')}, not probabilities`);
+      }
       return loaded;
     } catch (error) {
       net?.dispose();

@@ -1,12 +1,15 @@
-// Which models the API serves. The registry's `latest` is loaded at start-up and
-// hot-swapped when a version is published or promoted: the registry's Redis
-// announcement triggers a re-check at once, and a periodic re-check catches any
-// announcement missed while Redis was away. The new model is loaded and warmed
-// up before the swap; the old one is disposed when its last request ends.
-// Versions pinned with ?model= are kept in a small LRU beside `latest`.
+// Which models the API serves. Every model name's default version is loaded at
+// start-up and hot-swapped when a version is published, promoted or deleted: the
+// registry's Redis announcement triggers a re-check at once, and a periodic
+// re-check catches any announcement missed while Redis was away. A new default is
+// loaded (artifacts checked against their SHA-256) and run once before the swap;
+// if it cannot be loaded, the name keeps serving its last good model and the
+// reason is kept for /readyz and for the 503 detail. The old model is disposed
+// when its last request ends. Versions asked for explicitly are kept in a small LRU.
 import type { Logger } from '../lib/logger.ts';
 import { subscribeToModels, type ModelSubscription } from '../registry/announcements.ts';
-import type { ModelRegistry } from '../registry/types.ts';
+import { DEFAULT_MODEL_NAME, checkModelName } from '../registry/model-name.ts';
+import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { LATEST_ALIAS, versionNumber } from '../registry/version.ts';
 import { NoModelError } from './errors.ts';
 import { LoadedModel, type ModelInfo } from './loaded-model.ts';
@@ -15,10 +18,12 @@ import type { MicroBatcherOptions } from './micro-batcher.ts';
 export interface ModelManagerOptions {
   registry: ModelRegistry;
   batching: MicroBatcherOptions;
-  /** How many pinned (non-latest) versions stay loaded; at least 1. */
+  /** How many explicitly requested (non-default) versions stay loaded; at least 1. */
   pinnedCacheSize: number;
-  /** Periodic re-check of `latest`, in case an announcement was missed. */
+  /** Periodic re-check of the defaults, in case an announcement was missed. */
   recheckIntervalMs: number;
+  /** What a request that names no model gets (DEFAULT_MODEL; default "mnist"). */
+  defaultModel?: string;
   /** Subscribe to the registry's announcements here; without it only the periodic re-check swaps. */
   redisUrl?: string;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -32,12 +37,28 @@ export interface ModelLease {
   release(): void;
 }
 
-/** While nothing is loaded, requests look at the registry themselves at most this often. */
+/** How one model name is being served, for /readyz. */
+export interface ServedModelStatus {
+  name: string;
+  /** The version the registry names as default, if any. */
+  defaultVersion: string | null;
+  /** The version requests get now (the default, or the last good one while the default cannot load). */
+  servedVersion: string | null;
+  /** Why the default is not what is served, or null when all is well. */
+  problem: string | null;
+}
+
+/** While a name has nothing loaded, requests look at the registry themselves at most this often. */
 const EMPTY_RECHECK_MS = 1000;
 
 export class ModelManager {
-  private current: LoadedModel | undefined;
-  /** Pinned versions, least recently used first (Map keeps insertion order). */
+  readonly defaultModel: string;
+  /** Per model name: the model its default requests get. */
+  private readonly served = new Map<string, LoadedModel>();
+  /** Per model name: why its default could not be served (kept until it can). */
+  private readonly problems = new Map<string, { version: string | null; problem: string }>();
+  private readonly defaults = new Map<string, string | null>();
+  /** Explicitly requested versions, least recently used first (Map keeps insertion order). */
   private readonly pinned = new Map<string, LoadedModel>();
   private readonly loading = new Map<string, Promise<void>>();
   private refreshing: Promise<void> | undefined;
@@ -47,14 +68,27 @@ export class ModelManager {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly options: ModelManagerOptions) {}
-
-  /** The model `latest` requests get, if any. */
-  get active(): ModelInfo | undefined {
-    return this.current?.info;
+  constructor(private readonly options: ModelManagerOptions) {
+    this.defaultModel = checkModelName(options.defaultModel ?? DEFAULT_MODEL_NAME);
   }
 
-  /** Loads `latest` (if there is one) and starts following the registry. Never throws: the API runs without a model. */
+  /** The model a bare request (DEFAULT_MODEL) gets, if any. */
+  get active(): ModelInfo | undefined {
+    return this.served.get(this.defaultModel)?.info;
+  }
+
+  /** Every known model name and what is served for it. */
+  status(): ServedModelStatus[] {
+    const names = [...new Set([...this.defaults.keys(), ...this.served.keys()])].sort();
+    return names.map((name) => ({
+      name,
+      defaultVersion: this.defaults.get(name) ?? null,
+      servedVersion: this.served.get(name)?.info.version ?? null,
+      problem: this.problems.get(name)?.problem ?? null,
+    }));
+  }
+
+  /** Loads every name's default and starts following the registry. Never throws: the API runs without a model. */
   async start(): Promise<void> {
     await this.refresh();
     await this.subscribe();
@@ -71,15 +105,14 @@ export class ModelManager {
     await this.subscription?.close();
     this.subscription = undefined;
     await this.refreshing;
-    this.current?.retire();
-    this.current = undefined;
-    for (const model of this.pinned.values()) model.retire();
+    for (const model of [...this.served.values(), ...this.pinned.values()]) model.retire();
+    this.served.clear();
     this.pinned.clear();
   }
 
   /**
-   * Re-reads `latest` and swaps to it if it changed. Calls during a refresh are
-   * folded into one more refresh after it, so the newest announcement always wins.
+   * Re-reads the defaults and swaps the names whose default changed. Calls during a
+   * refresh are folded into one more refresh after it, so the newest announcement always wins.
    */
   refresh(): Promise<void> {
     if (this.refreshing) {
@@ -90,8 +123,8 @@ export class ModelManager {
       do {
         this.refreshAgain = false;
         this.lastRefresh = Date.now();
-        await this.swapToLatest().catch((error: unknown) =>
-          this.options.logger.error({ err: error }, 'could not load the latest model; still serving the previous one'),
+        await this.swapToDefaults().catch((error: unknown) =>
+          this.options.logger.error({ err: error }, 'could not read the model registry; still serving the previous models'),
         );
       } while (this.refreshAgain && !this.stopped);
     })().finally(() => {
@@ -100,14 +133,46 @@ export class ModelManager {
     return this.refreshing;
   }
 
-  /** The model for a request: `latest` by default, or a pinned version. Throws NoModelError, InvalidVersionError, ModelNotFoundError. */
-  async acquire(version: string = LATEST_ALIAS): Promise<ModelLease> {
-    if (version === LATEST_ALIAS || version === this.current?.info.version) {
-      if (!this.current && Date.now() - this.lastRefresh >= EMPTY_RECHECK_MS) await this.refresh();
-      if (!this.current) throw new NoModelError();
-      return lease(this.current);
+  /**
+   * The model for a request to model `name` (DEFAULT_MODEL when omitted): its
+   * default version, or `version` when given (which must belong to `name`).
+   * This is the one lookup every predict protocol uses. Throws NoModelError (503,
+   * saying why), InvalidModelNameError, InvalidVersionError, UnknownModelError,
+   * ModelNotFoundError, VersionNotInModelError.
+   */
+  async resolve(name: string = this.defaultModel, version?: string): Promise<ModelLease> {
+    checkModelName(name);
+    if (version === undefined || version === LATEST_ALIAS) {
+      let model = this.served.get(name);
+      if (!model && Date.now() - this.lastRefresh >= EMPTY_RECHECK_MS) {
+        await this.refresh();
+        model = this.served.get(name);
+      }
+      if (!model) throw new NoModelError(await this.whyNothingServed(name));
+      return lease(model);
     }
     versionNumber(version); // InvalidVersionError before touching the registry
+    const served = this.served.get(name);
+    if (served?.info.version === version) return lease(served);
+    await this.options.registry.getVersion(name, version);
+    return this.leasePinned(version);
+  }
+
+  /** Legacy lookup by version id alone (`?model=<version>`); "latest" or nothing means DEFAULT_MODEL's default. */
+  async acquire(version: string = LATEST_ALIAS): Promise<ModelLease> {
+    if (version === LATEST_ALIAS) return this.resolve(this.defaultModel);
+    versionNumber(version);
+    for (const model of this.served.values()) if (model.info.version === version) return lease(model);
+    return this.leasePinned(version);
+  }
+
+  /** Loads a version and runs it once (what promotion requires); throws what went wrong. */
+  async verify(version: ModelVersion): Promise<void> {
+    const model = await LoadedModel.load(this.options.registry, version, this.options.batching);
+    model.retire();
+  }
+
+  private async leasePinned(version: string): Promise<ModelLease> {
     for (;;) {
       const cached = this.pinned.get(version);
       if (cached) {
@@ -118,6 +183,19 @@ export class ModelManager {
       await this.loadPinned(version);
       // Loop: a concurrent load may have evicted it already; the next pass reloads it.
     }
+  }
+
+  private async whyNothingServed(name: string): Promise<string> {
+    const problem = this.problems.get(name);
+    if (problem) return `model ${JSON.stringify(name)} cannot be served: ${problem.problem}`;
+    const versions = await this.options.registry.list(name).catch(() => undefined);
+    if (versions === undefined) return `model ${JSON.stringify(name)} cannot be served: the model registry cannot be read`;
+    if (versions.length === 0) {
+      return name === this.defaultModel
+        ? `no model has been published yet under ${JSON.stringify(name)} (DEFAULT_MODEL): train one with POST /v1/jobs (or \`digits train\`), then retry`
+        : `model ${JSON.stringify(name)} does not exist: no version has been published under that name`;
+    }
+    return `model ${JSON.stringify(name)} has ${versions.length} version(s) but no default version: promote one with POST /v1/models/${name}/versions/{version}/promote`;
   }
 
   /** Loads a pinned version into the LRU, once however many requests ask for it at the same time. */
@@ -144,6 +222,7 @@ export class ModelManager {
     try {
       this.subscription = await subscribeToModels(this.options.redisUrl, (announcement) => {
         this.options.logger.info({ announcement }, 'model announcement');
+        if (announcement.type === 'deleted') this.forget(announcement.version);
         void this.refresh();
       });
     } catch (error) {
@@ -151,17 +230,55 @@ export class ModelManager {
     }
   }
 
-  private async swapToLatest(): Promise<void> {
-    const latest = await this.options.registry.latest();
-    if (!latest || latest.version === this.current?.info.version || this.stopped) return;
-    const pinned = this.pinned.get(latest.version);
-    this.pinned.delete(latest.version);
-    const next = pinned ?? (await LoadedModel.load(this.options.registry, latest, this.options.batching, this.options.onBatch));
+  /** Drops a deleted version from the pinned cache. */
+  forget(version: string): void {
+    const pinned = this.pinned.get(version);
+    this.pinned.delete(version);
+    pinned?.retire();
+  }
+
+  private async swapToDefaults(): Promise<void> {
+    const models = await this.options.registry.models();
+    for (const { name, defaultVersion } of models) {
+      if (this.stopped) return;
+      this.defaults.set(name, defaultVersion);
+      const current = this.served.get(name);
+      if (defaultVersion === null) {
+        // Keep serving what we have (a default pointer never disappears by itself); say so.
+        if (current) this.problems.set(name, { version: null, problem: `it has no default version; still serving ${current.info.version}` });
+        continue;
+      }
+      if (defaultVersion === current?.info.version) {
+        this.problems.delete(name);
+        continue;
+      }
+      // A default that failed once is retried only when the default changes or every recheck interval.
+      await this.swap(name, defaultVersion, current);
+    }
+  }
+
+  private async swap(name: string, version: string, current: LoadedModel | undefined): Promise<void> {
+    let next: LoadedModel;
+    try {
+      const pinned = this.pinned.get(version);
+      this.pinned.delete(version);
+      next = pinned ?? (await LoadedModel.load(this.options.registry, await this.options.registry.get(version), this.options.batching, this.options.onBatch));
+    } catch (error) {
+      const message = (error as Error).message;
+      const problem = current
+        ? `its default version ${version} cannot be loaded (${message}); still serving ${current.info.version}`
+        : `its default version ${version} cannot be loaded: ${message}`;
+      if (this.problems.get(name)?.problem !== problem) {
+        this.options.logger.error({ err: error, model: name, version }, 'could not load the default version; keeping the last good model');
+      }
+      this.problems.set(name, { version, problem });
+      return;
+    }
     if (this.stopped) return next.retire();
-    const previous = this.current;
-    this.current = next;
-    previous?.retire();
-    this.options.logger.info({ version: next.info.version, previous: previous?.info.version ?? null }, 'serving model');
+    this.served.set(name, next);
+    this.problems.delete(name);
+    current?.retire();
+    this.options.logger.info({ model: name, version: next.info.version, previous: current?.info.version ?? null }, 'serving model');
   }
 }
 

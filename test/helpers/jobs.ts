@@ -64,7 +64,7 @@ export interface TestApi {
 /** The real app (buildApp) listening on a free port, with a JobsService on `redisUrl` under `prefix`. */
 export async function startTestApi(options: { redisUrl: string; prefix: string; dirs: TestDirs; timeoutMs?: number }): Promise<TestApi> {
   const config = loadConfig({ DATA_DIR: options.dirs.dataDir, MODEL_DIR: options.dirs.modelDir, LOG_LEVEL: 'silent' });
-  const registry = new FileSystemRegistry(config.modelDir);
+  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix: options.prefix, timeoutMs: options.timeoutMs });
   const app = await buildApp({ config, registry, jobs });
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -60,7 +60,7 @@ export async function startServingApi(options: { redisUrl: string; env?: Record<
     LOG_LEVEL: 'silent',
     ...options.env,
   });
-  const registry = new FileSystemRegistry(config.modelDir);
+  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   const prefix = `test-serving-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix });
   const redis = connectRedis(options.redisUrl, 'api').on('error', () => {});

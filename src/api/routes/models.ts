@@ -1,72 +1,156 @@
-// The model registry over HTTP: list, inspect, promote, and the tfjs artifacts
-// so that `tf.loadLayersModel('<base>/v1/models/<version>/model.json')` works in a
-// browser or in Node. `latest` is accepted wherever a version is.
+// The model registry over HTTP, in TF Serving's shape: every version belongs to a
+// model name, and each name has a default version.
+//   GET    /v1/models                                  all versions (newest first) and all names
+//   GET    /v1/models/{name}                           a name: its default and its versions
+//   GET    /v1/models/{name}/versions/{v}              one version
+//   POST   /v1/models/{name}/versions/{v}/promote      make it the name's default (after verifying it)
+//   DELETE /v1/models/{name}/versions/{v}              remove it (not the default)
+//   GET    /v1/models/{name}/versions/{v}/model.json|weights.bin
+// Legacy routes keep working (not redirected: tfjs and old clients call them
+// directly): `/v1/models/{version}` and its promote/model.json/weights.bin, where
+// `latest` means DEFAULT_MODEL's default version. `{name}/model.json` serves the
+// name's default. Artifacts load with `tf.loadLayersModel('<url>/model.json')`.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { ModelAnnouncement } from '../../registry/announcements.ts';
-import type { ArtifactName, ModelRegistry } from '../../registry/types.ts';
+import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
+import type { ArtifactName, ModelRegistry, ModelVersion } from '../../registry/types.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
+import { NoDefaultVersionError, UnknownModelError } from '../../registry/errors.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
 export interface ModelsRoutesOptions {
   registry: ModelRegistry;
-  /** Tells other processes about a promotion (Redis pub/sub); optional so the API runs without Redis. */
+  /** Tells other processes about a promotion or deletion (Redis pub/sub); optional so the API runs without Redis. */
   announce?: (announcement: ModelAnnouncement) => Promise<void>;
+  /** Loads and runs a version (a forward pass) before it may become a default; throws to refuse. */
+  verify?: (version: ModelVersion) => Promise<void>;
+  /** Called after this process changed a default or deleted a version (so its own serving follows at once). */
+  onChange?: (change: ModelAnnouncement) => void;
 }
 
-const VersionParams = z.object({
-  version: z.string().refine((value) => value === LATEST_ALIAS || isVersion(value), {
+const RefParams = z.object({
+  ref: z.string().refine((value) => value === LATEST_ALIAS || isVersion(value) || isModelName(value), {
+    message: `expected a model name (e.g. mnist), a version id like ${VERSION_EXAMPLE}, or "${LATEST_ALIAS}"`,
+  }),
+});
+const LegacyVersionParams = z.object({
+  ref: z.string().refine((value) => value === LATEST_ALIAS || isVersion(value), {
     message: `expected a version id like ${VERSION_EXAMPLE} or "${LATEST_ALIAS}"`,
   }),
 });
+const NameVersionParams = z.object({
+  name: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }),
+  version: z.string().refine(isVersion, { message: `expected a version id like ${VERSION_EXAMPLE}` }),
+});
+const ListQuery = z.strictObject({
+  model: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }).optional(),
+});
 
-/** Versions never change, so their artifacts can be cached forever; `latest` moves. */
+/** Versions never change, so their artifacts can be cached forever; `latest` and names move. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const REVALIDATE = 'no-cache';
 
-export async function modelsRoutes(app: FastifyInstance, { registry, announce }: ModelsRoutesOptions): Promise<void> {
+export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOptions): Promise<void> {
+  const { registry } = options;
   const api = app.withTypeProvider<ZodTypeProvider>();
 
-  api.get('/models', async () => ({ models: await registry.list() }));
-
-  api.get('/models/:version', { schema: { params: VersionParams } }, async (request) => registry.get(request.params.version));
-
-  api.post('/models/:version/promote', { schema: { params: VersionParams } }, async (request) => {
-    const promoted = await registry.promote(request.params.version);
-    // The pointer file is the truth; a lost announcement only delays other processes' refresh.
-    await announce?.({ type: 'promoted', version: promoted.version }).catch((error: unknown) => {
-      request.log.warn({ err: error, version: promoted.version }, 'could not announce the promotion');
+  const changed = async (request: { log: FastifyInstance['log'] }, change: ModelAnnouncement) => {
+    options.onChange?.(change);
+    // The registry is the truth; a lost announcement only delays other processes' refresh.
+    await options.announce?.(change).catch((error: unknown) => {
+      request.log.warn({ err: error, ...change }, 'could not announce the model change');
     });
+  };
+  const promote = async (request: { log: FastifyInstance['log'] }, version: string) => {
+    const promoted = await registry.promote(version, options.verify ? { verify: options.verify } : {});
+    await changed(request, { type: 'promoted', version: promoted.version, model: promoted.model });
     return promoted;
+  };
+
+  api.get('/models', { schema: { querystring: ListQuery } }, async (request) => ({
+    models: await registry.list(request.query.model),
+    names: await registry.models(),
+  }));
+
+  api.get('/models/:ref', { schema: { params: RefParams } }, async (request) => {
+    const { ref } = request.params;
+    if (!isModelName(ref)) return registry.get(ref);
+    const versions = await registry.list(ref);
+    if (versions.length === 0) throw new UnknownModelError(ref);
+    return { name: ref, defaultVersion: versions.find((v) => v.latest)?.version ?? null, versions };
   });
 
-  api.get('/models/:version/model.json', { schema: { params: VersionParams } }, async (request, reply) => {
-    const { version } = request.params;
-    const model = await registry.get(version);
+  api.post('/models/:ref/promote', { schema: { params: LegacyVersionParams } }, async (request) => promote(request, request.params.ref));
+
+  api.get('/models/:name/versions/:version', { schema: { params: NameVersionParams } }, async (request) =>
+    registry.getVersion(request.params.name, request.params.version),
+  );
+
+  api.post('/models/:name/versions/:version/promote', { schema: { params: NameVersionParams } }, async (request) => {
+    const found = await registry.getVersion(request.params.name, request.params.version);
+    return promote(request, found.version);
+  });
+
+  api.delete('/models/:name/versions/:version', { schema: { params: NameVersionParams } }, async (request, reply) => {
+    const found = await registry.getVersion(request.params.name, request.params.version);
+    await registry.delete(found.version);
+    await changed(request, { type: 'deleted', version: found.version, model: found.model });
+    return reply.code(204).send();
+  });
+
+  const modelJson = async (reply: FastifyReply, model: ModelVersion, moving: boolean, weightsPath: string) => {
     let body: Buffer | string = await registry.readArtifact(model.version, 'model.json');
-    if (version === LATEST_ALIAS) {
+    if (moving) {
       // Pin the weights to the version this model.json belongs to: tfjs resolves weight
-      // paths against the model.json URL, and `latest` may move between the two requests.
+      // paths against the model.json URL, and the default may move between the two requests.
       const json = JSON.parse(body.toString('utf8')) as { weightsManifest: { paths: string[] }[] };
-      for (const group of json.weightsManifest) group.paths = group.paths.map(() => `../${model.version}/weights.bin`);
+      for (const group of json.weightsManifest) group.paths = group.paths.map(() => weightsPath);
       body = JSON.stringify(json);
     }
-    return sendArtifact(reply, body, 'application/json; charset=utf-8', version, model.version);
+    return sendArtifact(reply, body, 'application/json; charset=utf-8', moving, model.version);
+  };
+  const weights = async (reply: FastifyReply, model: ModelVersion, moving: boolean) =>
+    sendArtifact(reply, await registry.readArtifact(model.version, 'weights.bin' satisfies ArtifactName), 'application/octet-stream', moving, model.version);
+
+  api.get('/models/:ref/model.json', { schema: { params: RefParams } }, async (request, reply) => {
+    const { ref } = request.params;
+    const model = await defaultOrVersion(registry, ref);
+    const moving = ref === LATEST_ALIAS || isModelName(ref);
+    return modelJson(reply, model, moving, isModelName(ref) ? `versions/${model.version}/weights.bin` : `../${model.version}/weights.bin`);
   });
 
-  api.get('/models/:version/weights.bin', { schema: { params: VersionParams } }, async (request, reply) => {
-    const { version } = request.params;
-    const resolved = version === LATEST_ALIAS ? (await registry.get(version)).version : version;
-    const body = await registry.readArtifact(resolved, 'weights.bin' satisfies ArtifactName);
-    return sendArtifact(reply, body, 'application/octet-stream', version, resolved);
+  api.get('/models/:ref/weights.bin', { schema: { params: RefParams } }, async (request, reply) => {
+    const { ref } = request.params;
+    const model = await defaultOrVersion(registry, ref);
+    return weights(reply, model, ref === LATEST_ALIAS || isModelName(ref));
+  });
+
+  api.get('/models/:name/versions/:version/model.json', { schema: { params: NameVersionParams } }, async (request, reply) => {
+    const model = await registry.getVersion(request.params.name, request.params.version);
+    return modelJson(reply, model, false, 'weights.bin');
+  });
+
+  api.get('/models/:name/versions/:version/weights.bin', { schema: { params: NameVersionParams } }, async (request, reply) => {
+    const model = await registry.getVersion(request.params.name, request.params.version);
+    return weights(reply, model, false);
   });
 
 }
 
-function sendArtifact(reply: FastifyReply, body: Buffer | string, type: string, requested: string, version: string) {
+/** `ref` as a name (its default version), a version id, or `latest`. */
+async function defaultOrVersion(registry: ModelRegistry, ref: string): Promise<ModelVersion> {
+  if (!isModelName(ref)) return registry.get(ref);
+  const found = await registry.defaultVersion(ref);
+  if (found) return found;
+  if ((await registry.list(ref)).length === 0) throw new UnknownModelError(ref);
+  throw new NoDefaultVersionError(ref);
+}
+
+function sendArtifact(reply: FastifyReply, body: Buffer | string, type: string, moving: boolean, version: string) {
   return reply
     .type(type)
-    .header('cache-control', requested === LATEST_ALIAS ? REVALIDATE : IMMUTABLE)
+    .header('cache-control', moving ? REVALIDATE : IMMUTABLE)
     .header('x-model-version', version)
     .send(body);
 }

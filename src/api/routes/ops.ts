@@ -12,26 +12,34 @@ export interface OpsRoutesOptions {
 }
 
 export async function opsRoutes(app: FastifyInstance, { models, metrics, pingRedis }: OpsRoutesOptions): Promise<void> {
-  // Ready means the API can do its work: Redis answers (jobs, model announcements).
-  // Having no model yet is not "unready": jobs can still be posted to train one.
+  // Ready means the API can do its work: Redis answers (jobs, model announcements)
+  // and every model name with a default version has a loadable model (a name whose
+  // new default fails to load but still serves its last good model stays ready;
+  // the problem is listed). Having no model at all is not "unready": jobs can still
+  // be posted to train one.
   app.get('/readyz', async (_request, reply) => {
     let redis: 'up' | 'down' | 'not-configured' = 'not-configured';
-    let redisError: string | undefined;
+    const problems: string[] = [];
     if (pingRedis) {
       try {
         await pingRedis();
         redis = 'up';
       } catch (error) {
         redis = 'down';
-        redisError = (error as Error).message;
+        problems.push(`Redis is unreachable: ${(error as Error).message}`);
       }
     }
-    const ready = redis !== 'down';
+    const served = models.status();
+    for (const model of served) {
+      if (model.servedVersion === null && model.problem) problems.push(`model ${JSON.stringify(model.name)} ${model.problem}`);
+    }
+    const ready = problems.length === 0;
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'unready',
       redis,
-      ...(redisError ? { detail: `Redis is unreachable: ${redisError}` } : {}),
+      ...(problems.length > 0 ? { detail: problems.join('; ') } : {}),
       model: models.active ?? null,
+      models: served,
     });
   });
 

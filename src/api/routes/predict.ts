@@ -1,11 +1,14 @@
 // POST /v1/predict: classify one image or a batch, for other services.
+// Which model: DEFAULT_MODEL's default version; `?model=NAME` another name's
+// default, `&version=V` a given version of it. POST /v1/models/{name}:predict is
+// the same in TF Serving's URL shape. (Legacy: `?model=<version id>` or `latest`.)
 // Bodies: image/png or image/jpeg (one image); multipart/form-data (one image per
 // file part); application/json {"pixels"}, {"image": base64} or {"instances": [...]}.
 // Everything becomes 784 MNIST-form pixels (src/serving/instances.ts); the model
 // normalises them its own way and micro-batches them with concurrent requests.
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { configureSharp } from '../../serving/decode.ts';
 import {
@@ -15,6 +18,8 @@ import {
 } from '../../serving/errors.ts';
 import { instancePixels, instancesFromJson, parseJsonBody, type Instance } from '../../serving/instances.ts';
 import type { ModelManager } from '../../serving/model-manager.ts';
+import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
+import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
 export interface PredictRoutesOptions {
@@ -32,9 +37,26 @@ export interface PredictRoutesOptions {
 }
 
 const PredictQuery = z.strictObject({
-  model: z.string().optional(),
+  model: z
+    .string()
+    .refine((value) => isModelName(value) || isVersion(value) || value === LATEST_ALIAS, {
+      message: `expected ${MODEL_NAME_RULE} (or, legacy, a version id like ${VERSION_EXAMPLE} or "${LATEST_ALIAS}")`,
+    })
+    .optional(),
+  version: z.string().refine(isVersion, { message: `expected a version id like ${VERSION_EXAMPLE}` }).optional(),
   preprocess: z.enum(['mnist']).optional(),
 });
+const NamedPredictQuery = PredictQuery.omit({ model: true });
+const NameParams = z.object({ name: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }) });
+
+/** The lease for `?model=` / `?version=`; a legacy version id in `model` means that version. */
+function leaseFor(models: ModelManager, model: string | undefined, version: string | undefined) {
+  if (model !== undefined && !isModelName(model)) {
+    if (version !== undefined) throw new InvalidPredictRequestError('version= needs model= to be a model name, not a version id');
+    return models.acquire(model);
+  }
+  return models.resolve(model, version);
+}
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg'];
 
@@ -116,33 +138,40 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     });
   }
 
-  app.withTypeProvider<ZodTypeProvider>().post(
-    '/predict',
-    {
-      schema: { querystring: PredictQuery },
-      ...(options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {}),
-    },
-    async (request, reply) => {
-      const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-      let instances: Instance[];
-      if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
-      else if (request.isMultipart()) instances = await multipartInstances(request, maxInstances, bodyLimit);
-      else if (type === 'application/json') instances = instancesFromJson(request.body, maxInstances);
-      else throw new UnsupportedPredictMediaTypeError(request.headers['content-type']);
+  const rateLimited = options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {};
+  const predict = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    choice: { model: string | undefined; version: string | undefined; preprocess: 'mnist' | undefined },
+  ) => {
+    const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+    let instances: Instance[];
+    if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
+    else if (request.isMultipart()) instances = await multipartInstances(request, maxInstances, bodyLimit);
+    else if (type === 'application/json') instances = instancesFromJson(request.body, maxInstances);
+    else throw new UnsupportedPredictMediaTypeError(request.headers['content-type']);
 
-      // The model first: with none published, say so before decoding anything.
-      const lease = await models.acquire(request.query.model);
-      try {
-        const preprocess = request.query.preprocess === 'mnist';
-        const pixels = await Promise.all(instances.map((instance) => instancePixels(instance, { preprocess, maxPixels })));
-        const { model } = lease;
-        const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
-        options.onPredictions?.(model.info.version, predictions.length);
-        reply.header('x-model-version', model.info.version);
-        return { predictions, model: model.info };
-      } finally {
-        lease.release();
-      }
-    },
+    // The model first: with none published, say so before decoding anything.
+    const lease = await leaseFor(models, choice.model, choice.version);
+    try {
+      const preprocess = choice.preprocess === 'mnist';
+      const pixels = await Promise.all(instances.map((instance) => instancePixels(instance, { preprocess, maxPixels })));
+      const { model } = lease;
+      const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
+      options.onPredictions?.(model.info.version, predictions.length);
+      reply.header('x-model-version', model.info.version);
+      return { predictions, model: model.info };
+    } finally {
+      lease.release();
+    }
+  };
+
+  const api = app.withTypeProvider<ZodTypeProvider>();
+  api.post('/predict', { schema: { querystring: PredictQuery }, ...rateLimited }, (request, reply) =>
+    predict(request, reply, { model: request.query.model, version: request.query.version, preprocess: request.query.preprocess }),
+  );
+  // TF Serving's `:predict` verb; '::' is a literal ':' in a route path.
+  api.post('/models/:name::predict', { schema: { params: NameParams, querystring: NamedPredictQuery }, ...rateLimited }, (request, reply) =>
+    predict(request, reply, { model: request.params.name, version: request.query.version, preprocess: request.query.preprocess }),
   );
 }

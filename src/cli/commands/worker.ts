@@ -22,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
   const config = loadConfig();
   const queueEnv = loadQueueEnv();
   const logger = createLogger(config, { component: 'worker' });
-  const registry = new FileSystemRegistry(config.modelDir);
+  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
 
   const worker = await startTrainingWorker({
     redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
