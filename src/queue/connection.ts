@@ -60,6 +60,8 @@ export function serviceKeys(prefix: string) {
     cancelled: `${base}:cancelled`,
     /** Pub/sub channel: a message (a job id) asks the worker running that job to stop. */
     cancelChannel: `${base}:cancel`,
+    /** Hash job id → JSON PublishRecord: the job claimed (or finished) publishing its model (publish-guard.ts). */
+    published: `${base}:published`,
     /** String per Idempotency-Key (hashed) → JSON { jobId, fingerprint }. */
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
   };

@@ -55,3 +55,19 @@ export class QueueUnavailableError extends Error {
     this.name = 'QueueUnavailableError';
   }
 }
+
+/** Cancelling a job that has already published (or is publishing) its model: too late, nothing to stop. */
+export class JobAlreadyPublishedError extends Error {
+  readonly statusCode = 409;
+  constructor(
+    readonly jobId: string,
+    readonly version: string | null,
+  ) {
+    super(
+      version
+        ? `job ${jobId} has already published model version ${version}; it can no longer be cancelled (delete or demote the version instead)`
+        : `job ${jobId} is publishing its model; it can no longer be cancelled`,
+    );
+    this.name = 'JobAlreadyPublishedError';
+  }
+}

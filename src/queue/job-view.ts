@@ -1,7 +1,7 @@
 // Turns a BullMQ job into the job the API shows: BullMQ's states folded into
 // queued | active | completed | failed | cancelled, progress and metrics unpacked.
 import type { Job, JobState as BullState } from 'bullmq';
-import { readProgress, type JobData, type JobResult, type JobState, type JobView } from './schema.ts';
+import { modelNameOf, readProgress, type JobData, type JobResult, type JobState, type JobView } from './schema.ts';
 
 /** A cancelled job's record (hash `cancelled`); a queued job that was removed keeps its last view here. */
 export interface CancelRecord {
@@ -44,6 +44,9 @@ export function toJobView(job: Job<JobData, JobResult>, bullState: BullState | '
     attempts: job.attemptsStarted,
     resumedFromEpoch: progress.resumedFromEpoch,
     modelVersion: result?.modelVersion ?? null,
+    model: result?.model ?? modelNameOf(request),
+    promoted: result?.promoted ?? null,
+    promotion: result?.promotion ?? null,
     error: state === 'failed' ? job.failedReason || 'failed' : null,
     createdAt: iso(job.timestamp)!,
     startedAt: iso(job.processedOn),

@@ -18,11 +18,13 @@ import {
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
   InvalidRequestError,
+  JobAlreadyPublishedError,
   JobNotFoundError,
   JobStateConflictError,
   QueueUnavailableError,
 } from './errors.ts';
 import { JobEventHub, type QueueChange } from './job-events.ts';
+import { PublishGuard } from './publish-guard.ts';
 import { isFinished, toJobView, type CancelRecord } from './job-view.ts';
 import type { JobRequest, JobState, JobView } from './schema.ts';
 import { readProgress } from './schema.ts';
@@ -35,6 +37,8 @@ const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 const JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const;
 /** GET /v1/jobs with a state filter examines at most this many jobs per page. */
 const LIST_SCAN_LIMIT = 1000;
+/** An index entry this old without a BullMQ job was removed by other tooling (younger: the job is being added). */
+const ORPHAN_AFTER_MS = 60_000;
 
 export interface ListJobsOptions {
   state?: JobState;
@@ -99,6 +103,7 @@ export class JobsService {
   private readonly timeoutMs: number;
   private readonly ownedConnections: Redis[];
   private readonly stopReconnecting: () => void;
+  private readonly publishGuard: PublishGuard;
 
   constructor(parts: JobsServiceParts) {
     this.queue = parts.queue;
@@ -106,6 +111,9 @@ export class JobsService {
     this.queueEvents = parts.queueEvents;
     this.keys = serviceKeys(parts.settings.prefix);
     this.hub = new JobEventHub(parts.queueEvents);
+    this.publishGuard = new PublishGuard(parts.redis, parts.settings.prefix);
+    // Jobs removed by standard BullMQ tooling (Bull Board, queue.remove, clean) leave our index too.
+    parts.queueEvents.on('removed', ({ jobId }) => void this.forgetIfGone(jobId).catch(() => {}));
     this.timeoutMs = parts.timeoutMs ?? 2000;
     this.ownedConnections = parts.ownedConnections ?? [];
     this.stopReconnecting = parts.stopReconnecting ?? (() => {});
@@ -222,10 +230,12 @@ export class JobsService {
       while (jobs.length < options.limit && position - start < LIST_SCAN_LIMIT) {
         const ids = await this.redis.zrevrange(this.keys.index, position, position + options.limit - 1);
         if (ids.length === 0) break;
-        for (const id of ids) {
+        const scores = await this.redis.zmscore(this.keys.index, ...ids);
+        for (const [i, id] of ids.entries()) {
           position += 1;
           lastExamined = id;
           const job = await this.find(id);
+          if (!job && Date.now() - Number(scores[i] ?? Date.now()) > ORPHAN_AFTER_MS) await this.forgetIfGone(id);
           if (job && (!options.state || job.state === options.state)) jobs.push(job);
           if (jobs.length === options.limit) break;
         }
@@ -250,12 +260,25 @@ export class JobsService {
       const snapshot: JobView = { ...job, state: 'cancelled', finishedAt: new Date(cancelledAt).toISOString() };
       // Mark first, so a worker that takes the job right now still sees it is cancelled.
       const record: CancelRecord = job.state === 'queued' ? { cancelledAt, snapshot } : { cancelledAt };
-      await this.redis.hset(this.keys.cancelled, id, JSON.stringify(record));
+      // Atomic with the worker's publish claim: once it has claimed, the cancel is refused, never accepted and ignored.
+      const published = await this.publishGuard.cancel(id, JSON.stringify(record));
+      if (published) throw new JobAlreadyPublishedError(id, published.version ?? null);
       await this.redis.publish(this.keys.cancelChannel, id);
       // 0 means a worker has locked it meanwhile; that worker will see the mark.
       if (job.state === 'queued' && (await this.queue.remove(id)) === 1) return snapshot;
       return (await this.find(id)) ?? snapshot;
     });
+  }
+
+  /**
+   * Drops a job from our index and records once BullMQ no longer has it. A queued
+   * job we cancelled ourselves is kept: its snapshot in the cancel hash is its only trace.
+   */
+  private async forgetIfGone(id: string): Promise<void> {
+    if (!JOB_ID.test(id) || (await this.queue.getJob(id))) return;
+    const cancel = await this.redis.hget(this.keys.cancelled, id);
+    if (cancel && (JSON.parse(cancel) as CancelRecord).snapshot) return;
+    await this.redis.multi().zrem(this.keys.index, id).hdel(this.keys.cancelled, id).hdel(this.keys.published, id).exec();
   }
 
   /**

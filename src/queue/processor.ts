@@ -1,6 +1,7 @@
 // The BullMQ processor for training jobs. It stays thin: training runs in a
 // thread; this forwards progress to the job (throttled), and on success
-// publishes the model to the registry and announces it.
+// publishes the model to the registry, exactly once (publish-guard.ts), under the
+// job's promotion policy, and announces it.
 // Each job trains in <DATA_DIR>/runs/<jobId> with resume on, so a retried or
 // stall-recovered job continues from its last checkpoint instead of epoch 1.
 import { join } from 'node:path';
@@ -8,10 +9,11 @@ import { UnrecoverableError, WaitingError, type Job, type Processor } from 'bull
 import type { DatasetName } from '../data/types.ts';
 import type { EngineName } from '../engine/types.ts';
 import type { Logger } from '../lib/logger.ts';
-import type { ModelVersion, PublishMetadata } from '../registry/types.ts';
+import type { ModelVersion, PublishMetadata, PublishOptions, PublishResult } from '../registry/types.ts';
+import type { PublishClaim, PublishRecord } from './publish-guard.ts';
 import type { BatchProgress, EpochMetrics, TrainResult } from '../training/types.ts';
 import { CANCELLED_REASON } from './job-view.ts';
-import { readProgress, recipeOf, type JobData, type JobProgressRecord, type JobResult } from './schema.ts';
+import { modelNameOf, readProgress, recipeOf, type JobData, type JobProgressRecord, type JobResult } from './schema.ts';
 import { trainInThread, type ThreadCallbacks, type ThreadTrainOptions } from './thread-runner.ts';
 
 /** Abort reason used when the worker shuts down: the job goes back to the queue, not to cancelled. */
@@ -23,9 +25,14 @@ export interface ProcessorDeps {
   /** Local IDX directory for a data set (MNIST_DIR / FASHION_MNIST_DIR), if configured. */
   datasetDir: (dataset: DatasetName) => string | undefined;
   engine: EngineName | 'auto';
-  publish: (modelDir: string, metadata: PublishMetadata) => Promise<ModelVersion>;
+  /** Registry publish: idempotent per metadata.jobId, applies the promotion policy. */
+  publish: (modelDir: string, metadata: PublishMetadata, options: PublishOptions) => Promise<PublishResult>;
   announce: (model: ModelVersion) => Promise<void>;
   isCancelled: (jobId: string) => Promise<boolean>;
+  /** Atomic in Redis: refused when cancelled or when `token` no longer holds the job's lock. */
+  claimPublish: (jobId: string, token: string | undefined) => Promise<PublishClaim>;
+  recordPublished: (jobId: string, record: Omit<PublishRecord, 'state'>) => Promise<void>;
+  publishRecord: (jobId: string) => Promise<PublishRecord | undefined>;
   logger: Logger;
   /** How often the cancel mark is polled besides the pub/sub message (default 5000 ms). */
   cancelPollMs?: number;
@@ -97,7 +104,13 @@ export function createTrainingProcessor(deps: ProcessorDeps): Processor<JobData,
   return async (job, token, signal) => {
     const jobId = job.id!;
     const log = deps.logger.child({ jobId });
-    if (await deps.isCancelled(jobId)) throw new UnrecoverableError(CANCELLED_REASON);
+    // A retry of a job that already published (its completion was lost): finish with that version, train nothing.
+    const earlier = await deps.publishRecord(jobId);
+    if (earlier?.state === 'published' && earlier.version) {
+      log.info({ version: earlier.version }, 'already published by an earlier attempt; completing with that version');
+      return { ...resultOf(earlier), metrics: readProgress(job.progress).metrics, engine: readProgress(job.progress).engine ?? 'unknown', outcome: 'completed' };
+    }
+    if (earlier === undefined && (await deps.isCancelled(jobId))) throw new UnrecoverableError(CANCELLED_REASON);
     const recipe = recipeOf(job.data.request);
     const reporter = new ProgressReporter(job, deps.progressIntervalMs ?? 500, log);
     // Cancel requests arrive by pub/sub (worker.cancelJob aborts `signal`); polling the
@@ -141,14 +154,33 @@ export function createTrainingProcessor(deps: ProcessorDeps): Processor<JobData,
     }
 
     if (!result.modelDir) throw new Error(`training of job ${jobId} ended (${result.outcome}) without a model directory`);
-    const model = await deps.publish(result.modelDir, { jobId, engine: result.engine, metrics: result.metrics });
-    log.info({ version: model.version, testAccuracy: model.testAccuracy }, 'model published');
-    await deps.announce(model).catch((error: Error) => log.warn({ err: error }, 'model published but not announced'));
-    return {
-      modelVersion: model.version,
-      metrics: result.metrics,
-      engine: result.engine,
-      outcome: result.outcome,
-    };
+    // Training is over (evaluation and saving included); a cancel that came meanwhile still wins.
+    const claim = await deps.claimPublish(jobId, token);
+    if (claim.outcome === 'cancelled') {
+      log.info('cancelled after training; nothing published');
+      throw new UnrecoverableError(CANCELLED_REASON);
+    }
+    if (claim.outcome === 'lock-lost') {
+      // Another worker may own the job now (or will, once the stall is detected); it publishes, not us.
+      log.warn('lost the job lock before publishing; not publishing (the job will be retried)');
+      throw new Error(`worker lost the lock of job ${jobId} before publishing; the model was not published`);
+    }
+    const request = job.data.request;
+    const model = await deps.publish(
+      result.modelDir,
+      { jobId, engine: result.engine, metrics: result.metrics, model: modelNameOf(request) },
+      { promote: request.promote ?? 'if-better', ...(request.minAccuracy !== undefined ? { minAccuracy: request.minAccuracy } : {}) },
+    );
+    const record = { version: model.version, model: model.model, promoted: model.promotion.promoted, promotion: model.promotion.reason };
+    await deps.recordPublished(jobId, record);
+    log.info({ version: model.version, testAccuracy: model.testAccuracy, reused: model.reused, ...model.promotion }, 'model published');
+    if (!model.reused || model.promotion.promoted) {
+      await deps.announce(model).catch((error: Error) => log.warn({ err: error }, 'model published but not announced'));
+    }
+    return { ...resultOf(record), metrics: result.metrics, engine: result.engine, outcome: result.outcome };
   };
+}
+
+function resultOf(record: Omit<PublishRecord, 'state'>): Pick<JobResult, 'modelVersion' | 'model' | 'promoted' | 'promotion'> {
+  return { modelVersion: record.version!, model: record.model, promoted: record.promoted, promotion: record.promotion };
 }

@@ -1,6 +1,7 @@
 // What a training job is, on the wire and in Redis.
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
+import { MODEL_NAME_RULE, PROMOTION_POLICIES, isModelName } from '../registry/model-name.ts';
 import { SEED_RECIPE } from '../training/recipe.ts';
 import type { BatchProgress, EpochMetrics, Recipe } from '../training/types.ts';
 
@@ -15,12 +16,23 @@ export const JobRequestSchema = z.strictObject({
   limit: z.int().min(1).max(60_000).optional(),
   targetAccuracy: z.number().gt(0).max(1).optional(),
   name: z.string().trim().min(1).max(200).optional(),
+  /** The model name to publish under (default: the data set's name). */
+  model: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }).optional(),
+  /** Whether the new version becomes its name's default (default if-better). */
+  promote: z.enum(PROMOTION_POLICIES).optional(),
+  /** Never promote below this test accuracy. */
+  minAccuracy: z.number().min(0).max(1).optional(),
 });
 export type JobRequest = z.infer<typeof JobRequestSchema>;
 
 export function recipeOf(request: JobRequest): Recipe {
-  const { name: _name, ...recipe } = request;
+  const { name: _name, model: _model, promote: _promote, minAccuracy: _minAccuracy, ...recipe } = request;
   return recipe;
+}
+
+/** The model name a job publishes under. */
+export function modelNameOf(request: JobRequest): string {
+  return request.model ?? request.dataset;
 }
 
 export const JOB_STATES = ['queued', 'active', 'completed', 'failed', 'cancelled'] as const;
@@ -43,6 +55,11 @@ export interface JobProgressRecord {
 /** BullMQ job return value. */
 export interface JobResult {
   modelVersion: string;
+  /** The model name it was published under. */
+  model?: string;
+  /** Whether it became the name's default, and why (or why not). */
+  promoted?: boolean;
+  promotion?: string;
   metrics: EpochMetrics[];
   engine: string;
   outcome: 'completed' | 'target-reached';
@@ -62,6 +79,12 @@ export interface JobView {
   attempts: number;
   resumedFromEpoch: number | null;
   modelVersion: string | null;
+  /** The model name the job publishes under. */
+  model: string;
+  /** Once completed: whether its version became the name's default; null before. */
+  promoted: boolean | null;
+  /** Once completed: why it was or was not promoted. */
+  promotion: string | null;
   error: string | null;
   createdAt: string;
   startedAt: string | null;

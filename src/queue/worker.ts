@@ -5,13 +5,14 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../lib/logger.ts';
 import { connectRedis, QUEUE_NAME, serviceKeys, type QueueSettings } from './connection.ts';
 import { CANCELLED_REASON } from './job-view.ts';
+import { PublishGuard } from './publish-guard.ts';
 import { createTrainingProcessor, SHUTDOWN_REASON, type ProcessorDeps } from './processor.ts';
 import type { JobData, JobResult } from './schema.ts';
 import type { WorkerTimings } from './settings.ts';
 
 export interface TrainingWorkerOptions extends QueueSettings, WorkerTimings {
   logger: Logger;
-  processor: Omit<ProcessorDeps, 'isCancelled' | 'logger' | 'announce'> & {
+  processor: Omit<ProcessorDeps, 'isCancelled' | 'logger' | 'announce' | 'claimPublish' | 'recordPublished' | 'publishRecord'> & {
     /** Announces a published model; gets the worker's Redis connection. */
     announce: (redis: Redis, model: Parameters<ProcessorDeps['announce']>[0]) => Promise<void>;
   };
@@ -43,11 +44,15 @@ export async function startTrainingWorker(options: TrainingWorkerOptions): Promi
     });
   }
 
+  const guard = new PublishGuard(connection, options.prefix);
   const processor = createTrainingProcessor({
     ...options.processor,
     logger,
     announce: (model) => options.processor.announce(connection, model),
     isCancelled: async (jobId) => (await connection.hexists(keys.cancelled, jobId)) === 1,
+    claimPublish: (jobId, token) => guard.claim(jobId, token),
+    recordPublished: (jobId, record) => guard.recordPublished(jobId, record),
+    publishRecord: (jobId) => guard.record(jobId),
   });
   const worker = new Worker<JobData, JobResult>(QUEUE_NAME, processor, {
     connection,

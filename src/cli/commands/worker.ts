@@ -7,6 +7,7 @@ import { startTrainingWorker } from '../../queue/worker.ts';
 import { loadQueueEnv } from '../../queue/settings.ts';
 import { announceModel } from '../../registry/announcements.ts';
 import { FileSystemRegistry } from '../../registry/filesystem.ts';
+import type { ModelVersion } from '../../registry/types.ts';
 import { helpRequested } from '../args.ts';
 
 export const HELP = `Usage: digits worker
@@ -23,6 +24,10 @@ export async function run(argv: string[]): Promise<number> {
   const queueEnv = loadQueueEnv();
   const logger = createLogger(config, { component: 'worker' });
   const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
+  const verifyLoadable = async (version: ModelVersion) => {
+    const { LoadedModel } = await import('../../serving/loaded-model.ts');
+    (await LoadedModel.load(registry, version, { maxBatch: 1, maxWaitMs: 0 })).retire();
+  };
 
   const worker = await startTrainingWorker({
     redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
@@ -32,8 +37,9 @@ export async function run(argv: string[]): Promise<number> {
       dataDir: config.dataDir,
       datasetDir: (dataset) => datasetDir(config, dataset),
       engine: config.engine,
-      publish: (modelDir, metadata) => registry.publish(modelDir, metadata),
-      announce: (redis, model) => announceModel(redis, { type: 'published', version: model.version }),
+      // The version must load and run before it may become a default (tfjs is only loaded then).
+      publish: (modelDir, metadata, options) => registry.publish(modelDir, metadata, { ...options, verify: verifyLoadable }),
+      announce: (redis, model) => announceModel(redis, { type: 'published', version: model.version, model: model.model }),
     },
   });
 
