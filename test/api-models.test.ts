@@ -15,6 +15,7 @@ import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import type { ModelVersion } from '../src/registry/types.ts';
 import { expectContract } from './helpers/openapi.ts';
 import { tinyModel, writeTrainingOutput } from './helpers/model-fixture.ts';
+import { seedNetOutput } from './helpers/serving.ts';
 
 let root: string;
 let registry: FileSystemRegistry;
@@ -34,10 +35,16 @@ async function start(env: Record<string, string> = {}, deps: Partial<AppDeps> = 
 }
 
 let seed = 0;
+/** A tiny 4→3 model: enough for listing and artifacts, but it cannot pass promotion's forward-pass check. */
 async function publish(): Promise<ModelVersion> {
   seed += 1;
   const dir = await writeTrainingOutput(join(root, `run-${seed}`), tinyModel(seed));
   return registry.publish(dir, { jobId: `job-${seed}` });
+}
+/** An (untrained) seed net: a model promotion can load and run. */
+async function publishRunnable(): Promise<ModelVersion> {
+  seed += 1;
+  return registry.publish(await seedNetOutput(seed), { jobId: `job-${seed}` });
 }
 
 beforeAll(async () => {
@@ -73,7 +80,7 @@ describe('GET /v1/models', () => {
   it('lists nothing before a publish', async () => {
     const res = await request(app.server).get('/v1/models');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ models: [] });
+    expect(res.body).toEqual({ models: [], names: [] });
     expectContract(res);
   });
 
@@ -96,7 +103,8 @@ describe('GET /v1/models/:version', () => {
     const second = await publish();
     const byId = await request(app.server).get(`/v1/models/${first.version}`);
     expect(byId.status).toBe(200);
-    expect(byId.body).toEqual({ ...first, latest: false });
+    const { reused: _reused, promotion: _promotion, ...firstVersion } = first;
+    expect(byId.body).toEqual({ ...firstVersion, latest: false });
     expectContract(byId);
 
     const latest = await request(app.server).get('/v1/models/latest');
@@ -124,34 +132,35 @@ describe('GET /v1/models/:version', () => {
     expectContract(latest);
   });
 
-  it.each(['v1', 'V0001-ABCDEF', 'v0001-abcdef.json', '..%2F..%2Fetc%2Fpasswd', '%2e%2e', 'latest%00'])(
-    'answers 400 for the malformed version %s without touching the filesystem',
+  // ('v1' and 'v0001-abcdef.json' are well-formed model names now: they 404 as unknown names.)
+  it.each(['V0001-ABCDEF', 'V1', '..%2F..%2Fetc%2Fpasswd', '%2e%2e', 'latest%00', 'a%2Fb'])(
+    'answers 400 for the malformed version or name %s without touching the filesystem',
     async (bad) => {
       const res = await request(app.server).get(`/v1/models/${bad}/weights.bin`);
       expect(res.status).toBe(400);
       expect(res.body).toMatchObject({ type: 'urn:digits:problem:validation-error', status: 400 });
-      expect(res.body.errors).toEqual([{ path: 'version', message: expect.stringContaining('expected a version id like v0001-3fa9c1') }]);
-      expect(res.body.detail).toMatch(/^URL path is invalid: version: /);
+      expect(res.body.errors).toEqual([{ path: 'ref', message: expect.stringContaining('a version id like v0001-3fa9c1') }]);
+      expect(res.body.detail).toMatch(/^URL path is invalid: ref: /);
       expectContract(res);
     },
   );
 });
 
 describe('POST /v1/models/:version/promote', () => {
-  it('moves latest, announces it, and the next publish moves it again', async () => {
-    const first = await publish();
-    const second = await publish();
+  it('moves latest, announces it, and the next publish (as good, policy if-better) moves it again', async () => {
+    const first = await publishRunnable();
+    const second = await publishRunnable();
     const res = await request(app.server).post(`/v1/models/${first.version}/promote`);
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ version: first.version, latest: true });
     expectContract(res);
-    expect(announcements).toEqual([{ type: 'promoted', version: first.version }]);
+    expect(announcements).toEqual([{ type: 'promoted', version: first.version, model: 'mnist' }]);
 
     const list = await request(app.server).get('/v1/models');
     expect(list.body.models.map((m: ModelVersion) => m.latest)).toEqual([false, true]);
     expect(list.body.models[0].version).toBe(second.version);
 
-    const third = await publish();
+    const third = await publishRunnable();
     expect((await request(app.server).get('/v1/models/latest')).body.version).toBe(third.version);
   });
 
@@ -166,8 +175,8 @@ describe('POST /v1/models/:version/promote', () => {
   it('still promotes when the announcement cannot be sent (the pointer file is the truth)', async () => {
     await app.close();
     app = await start({}, { announce: async () => Promise.reject(new Error('Connection is closed.')) });
-    const first = await publish();
-    await publish();
+    const first = await publishRunnable();
+    await publishRunnable();
     const res = await request(app.server).post(`/v1/models/${first.version}/promote`);
     expect(res.status).toBe(200);
     expect((await registry.latest())?.version).toBe(first.version);

@@ -127,8 +127,23 @@ describe('real responses match openapi.yaml', () => {
 
     expect((await check(request(app.server).get('/v1/models'))).body.models).toHaveLength(1);
     expect((await check(request(app.server).get(`/v1/models/${version}`))).status).toBe(200);
-    expect((await check(request(app.server).get('/v1/models/v1'))).status).toBe(400);
+    expect((await check(request(app.server).get('/v1/models/Not_A_Name'))).status).toBe(400);
+    expect((await check(request(app.server).get('/v1/models/v1'))).status).toBe(404); // a name nobody published under
     expect((await check(request(app.server).get('/v1/models/v0009-abcdef'))).status).toBe(404);
+    // Named routes (TF Serving shape).
+    expect((await check(request(app.server).get('/v1/models?model=mnist'))).body.names).toEqual([{ name: 'mnist', defaultVersion: version, versions: 1 }]);
+    expect((await check(request(app.server).get('/v1/models/mnist'))).body).toMatchObject({ name: 'mnist', defaultVersion: version });
+    expect((await check(request(app.server).get(`/v1/models/mnist/versions/${version}`))).body.artifacts['weights.bin'].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect((await check(request(app.server).get(`/v1/models/fashion-mnist/versions/${version}`))).status).toBe(404);
+    expect((await check(request(app.server).get('/v1/models/mnist/versions/latest'))).status).toBe(400);
+    expect((await check(request(app.server).post(`/v1/models/mnist/versions/${version}/promote`))).status).toBe(200);
+    expect((await check(request(app.server).get(`/v1/models/mnist/versions/${version}/model.json`))).status).toBe(200);
+    expect((await check(request(app.server).get(`/v1/models/mnist/versions/${version}/weights.bin`).buffer(true))).status).toBe(200);
+    expect((await check(request(app.server).get('/v1/models/mnist/model.json'))).headers['x-model-version']).toBe(version);
+    expect((await check(request(app.server).delete(`/v1/models/mnist/versions/${version}`))).status).toBe(409);
+    const second = await registry.publish(await writeTrainingOutput(join(root, 'run2'), tinyModel(2)), { jobId: null }, { promote: 'never' });
+    expect((await check(request(app.server).delete(`/v1/models/mnist/versions/${second.version}`))).status).toBe(204);
+    expect((await check(request(app.server).delete(`/v1/models/mnist/versions/${second.version}`))).status).toBe(404);
     expect((await check(request(app.server).post(`/v1/models/${version}/promote`))).status).toBe(200);
     expect((await check(request(app.server).post('/v1/models/v0009-abcdef/promote'))).status).toBe(404);
     expect((await check(request(app.server).get(`/v1/models/${version}/model.json`))).status).toBe(200);
@@ -188,6 +203,11 @@ describe('real responses match openapi.yaml', () => {
       .toBe(published.version);
     const res = await check(request(app.server).post('/v1/predict').send({ instances: [{ pixels }, { pixels }] }));
     expect(res.body.predictions).toHaveLength(2);
+    const named = await check(request(app.server).post(`/v1/models/mnist:predict?version=${published.version}`).send({ pixels }));
+    expect(named.body, named.text).toHaveProperty('model');
+    expect(named.body.model).toMatchObject({ model: 'mnist', version: published.version });
+    expect((await check(request(app.server).post('/v1/models/fashion-mnist:predict').send({ pixels }))).status).toBe(503);
+    expect((await check(request(app.server).post('/v1/predict?model=Bad!').send({ pixels }))).status).toBe(400);
     expect((await check(request(app.server).get('/readyz'))).body.model?.version).toBe(published.version);
   });
 

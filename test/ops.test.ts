@@ -38,14 +38,19 @@ describe('with Redis up', () => {
     expect((await fetch(`${api.url}/healthz`)).status).toBe(200);
     const before = await fetch(`${api.url}/readyz`);
     expect(before.status).toBe(200);
-    expect(await before.json()).toEqual({ status: 'ready', redis: 'up', model: null });
+    expect(await before.json()).toEqual({ status: 'ready', redis: 'up', model: null, models: [] });
 
     const published = await api.publishAndAnnounce(5);
     const ready = await waitFor('the model to load', async () => {
       const body = await (await fetch(`${api.url}/readyz`)).json();
       return body.model ? body : undefined;
     });
-    expect(ready).toEqual({ status: 'ready', redis: 'up', model: { version: published.version, dataset: 'mnist', testAccuracy: published.testAccuracy } });
+    expect(ready).toEqual({
+      status: 'ready',
+      redis: 'up',
+      model: { model: 'mnist', version: published.version, dataset: 'mnist', testAccuracy: published.testAccuracy },
+      models: [{ name: 'mnist', defaultVersion: published.version, servedVersion: published.version, problem: null }],
+    });
   });
 
   it('/metrics counts requests by route, predictions by version and micro-batch sizes', async () => {

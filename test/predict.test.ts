@@ -66,7 +66,7 @@ describe('input forms', () => {
     expectProbabilities(prediction.probabilities, expected());
     expect(prediction.label).toBe(expected().indexOf(Math.max(...expected())));
     expect(prediction.confidence).toBeCloseTo(Math.max(...expected()), 5);
-    expect(body.model).toEqual({ version: first.version, dataset: 'mnist', testAccuracy: expect.any(Number) });
+    expect(body.model).toEqual({ model: 'mnist', version: first.version, dataset: 'mnist', testAccuracy: expect.any(Number) });
   };
 
   it('a raw image/png body', async () => {
@@ -193,7 +193,7 @@ describe('model versions', () => {
   it('an unknown version is 404, a malformed one 400', async () => {
     const body = JSON.stringify({ pixels: Array(784).fill(0) });
     expectProblem(await postPredict(`${predictUrl()}?model=v9999-abcdef`, body, 'application/json'), 404, /v9999-abcdef/);
-    expectProblem(await postPredict(`${predictUrl()}?model=..%2F..%2Fetc`, body, 'application/json'), 400, /invalid model version/);
+    expectProblem(await postPredict(`${predictUrl()}?model=..%2F..%2Fetc`, body, 'application/json'), 400, /model: expected a model name/);
   });
 });
 

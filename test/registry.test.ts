@@ -54,10 +54,12 @@ describe('publish', () => {
       expect(await registry.readArtifact(published.version, name)).toEqual(await readFile(join(source, name)));
     }
     const onDisk = JSON.parse(await readFile(join(versionDir, 'metadata.json'), 'utf8'));
-    expect(onDisk).toEqual({ ...published, latest: undefined });
+    expect(onDisk).toEqual({ ...published, latest: undefined, reused: undefined, promotion: undefined });
     // Immutable: the files are read-only.
     expect((await stat(join(versionDir, 'weights.bin'))).mode & 0o222).toBe(0);
-    expect((await readFile(join(modelDir, 'latest'), 'utf8')).trim()).toBe(published.version);
+    // Its name (the data set's) has it as default: the first version of a name is promoted.
+    expect(published).toMatchObject({ model: 'mnist', reused: false, promotion: { promoted: true, previous: null } });
+    expect((await readFile(join(modelDir, 'defaults', 'mnist'), 'utf8')).trim()).toBe(published.version);
   });
 
   it('numbers versions in publish order, also when publishes race', async () => {
@@ -155,11 +157,15 @@ describe('promote', () => {
     expect((await registry.latest())?.version).toBe(c.version);
   });
 
-  it('falls back to the newest version when the pointer is missing', async () => {
-    await registry.publish(await trainingOutput('a'));
-    const b = await registry.publish(await trainingOutput('bb'));
-    await rm(join(modelDir, 'latest'));
-    expect((await registry.latest())?.version).toBe(b.version);
+  it('never falls back to an unvetted version when the default pointer is missing; reads a legacy latest pointer', async () => {
+    const a = await registry.publish(await trainingOutput('a'));
+    await registry.publish(await trainingOutput('bb'));
+    await rm(join(modelDir, 'defaults', 'mnist'));
+    expect(await registry.latest()).toBeUndefined();
+    await expect(registry.get('latest')).rejects.toThrow(/no default version/);
+    // A registry from before named models has only MODEL_DIR/latest: it still names mnist's default.
+    await writeFile(join(modelDir, 'latest'), `${a.version}\n`);
+    expect((await registry.latest())?.version).toBe(a.version);
   });
 });
 
@@ -177,7 +183,7 @@ describe('announcements', () => {
     const subscription = await subscribeToModels(inject('redisUrl'), (announcement) => received.push(announcement));
     try {
       await redis.publish(MODELS_CHANNEL, 'not json');
-      await redis.publish(MODELS_CHANNEL, JSON.stringify({ type: 'deleted', version: 'v0001-abcdef' }));
+      await redis.publish(MODELS_CHANNEL, JSON.stringify({ type: 'renamed', version: 'v0001-abcdef' }));
       await announceModel(redis, { type: 'published', version: 'v0001-abcdef' });
       await announceModel(redis, { type: 'promoted', version: 'v0001-abcdef' });
       await expect.poll(() => received.length).toBe(2);

@@ -237,6 +237,7 @@ export class FileSystemRegistry implements ModelRegistry {
     const resolved = await this.resolve(version);
     const metadata = await this.readMetadata(resolved);
     return this.withNameLock(metadata.model, async () => {
+      if ((await this.defaultId(metadata.model)) === resolved) return { ...metadata, latest: true }; // nothing changes
       try {
         await this.verifyArtifacts(resolved);
         await options.verify?.({ ...metadata, latest: false });

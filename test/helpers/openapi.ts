@@ -63,12 +63,17 @@ function templateRegex(template: string): RegExp {
 /** The documented path template for a concrete path (literal segments win over parameters). */
 export function findPathTemplate(path: string): string | undefined {
   const matches = Object.keys(spec.paths).filter((template) => templateRegex(template).test(path));
-  return matches.sort((a, b) => a.split('{').length - b.split('{').length)[0];
+  // Fewer parameters first, then more literal text (`/{name}:predict` before `/{ref}`).
+  const literal = (template: string) => template.replace(/\{[^}]+\}/g, '').length;
+  return matches.sort((a, b) => a.split('{').length - b.split('{').length || literal(b) - literal(a))[0];
 }
 
-/** fastify's `/v1/models/:version` → OpenAPI's `/v1/models/{version}`. */
+/** fastify's `/v1/models/:version` → OpenAPI's `/v1/models/{version}` (`::` is a literal colon and a regex after a parameter is dropped: `/:name(^[^:/]+)::predict` → `/{name}:predict`). */
 export function toOpenApiPath(fastifyUrl: string): string {
-  return fastifyUrl.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+  return fastifyUrl
+    .split('::')
+    .map((part) => part.replace(/:([A-Za-z0-9_]+)(\([^)]*\))?/g, '{$1}'))
+    .join(':');
 }
 
 function resolveResponse(response: ResponseObject, segments: string[]): [ResponseObject, string[]] {

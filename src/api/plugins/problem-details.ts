@@ -12,7 +12,7 @@ import { isRedisUnavailableError } from '../../lib/redis-errors.ts';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../../registry/errors.ts';
+import { CorruptArtifactError, InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../../registry/errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 const TYPE_PREFIX = 'urn:digits:problem:';
@@ -92,6 +92,8 @@ export function problemFor(error: unknown, bodyLimit: number): HttpProblem | und
   if (error instanceof InvalidVersionError) return new HttpProblem(400, 'invalid-version', 'Invalid model version', error.message);
   if (error instanceof ModelNotFoundError) return new HttpProblem(404, 'model-not-found', 'Model not found', error.message);
   if (error instanceof InvalidModelError) return new HttpProblem(422, 'invalid-model', 'Invalid model', error.message);
+  // Storage damage, not a bug in the request or the code: say exactly what failed its check.
+  if (error instanceof CorruptArtifactError) return new HttpProblem(500, 'corrupt-model-artifact', 'Corrupt model artifact', error.message);
   if (isRedisUnavailableError(error) || err.statusCode === 503) {
     const detail = err.statusCode === 503 && err.message ? err.message : `Redis is unavailable (${err.message}); try again shortly`;
     const [slug, title] = err.statusCode === 503 && err.name ? typeFromErrorName(err.name) : ['service-unavailable', 'Service unavailable'];

@@ -170,8 +170,8 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
   api.post('/predict', { schema: { querystring: PredictQuery }, ...rateLimited }, (request, reply) =>
     predict(request, reply, { model: request.query.model, version: request.query.version, preprocess: request.query.preprocess }),
   );
-  // TF Serving's `:predict` verb; '::' is a literal ':' in a route path.
-  api.post('/models/:name::predict', { schema: { params: NameParams, querystring: NamedPredictQuery }, ...rateLimited }, (request, reply) =>
+  // TF Serving's `:predict` verb. '::' is a literal ':' in a route path; the regex ends the parameter before it.
+  api.post('/models/:name(^[^:/]+)::predict', { schema: { params: NameParams, querystring: NamedPredictQuery }, ...rateLimited }, (request, reply) =>
     predict(request, reply, { model: request.params.name, version: request.query.version, preprocess: request.query.preprocess }),
   );
 }
