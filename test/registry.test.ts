@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
-import { CorruptVersionError, InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../src/registry/errors.ts';
+import { CorruptArtifactError, CorruptVersionError, InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../src/registry/errors.ts';
 import { VERSION_PATTERN } from '../src/registry/version.ts';
 import { MODELS_CHANNEL, announceModel, subscribeToModels, type ModelAnnouncement } from '../src/registry/announcements.ts';
 import { tinyModel, trainingMetadata, writeTrainingOutput } from './helpers/model-fixture.ts';
@@ -194,5 +195,123 @@ describe('announcements', () => {
     } finally {
       await subscription.close();
     }
+  });
+});
+
+describe('named models and the promotion policy', () => {
+  const withAccuracy = (testAccuracy: number, overrides: Record<string, unknown> = {}) => trainingMetadata({ testAccuracy, ...overrides });
+
+  it('keeps one default per name: a fashion-mnist version never touches mnist\'s default', async () => {
+    const digits = await registry.publish(await trainingOutput('d', withAccuracy(0.9)));
+    const fashion = await registry.publish(
+      await trainingOutput('f', withAccuracy(0.8, { dataset: 'fashion-mnist', recipe: { ...(trainingMetadata().recipe as object), dataset: 'fashion-mnist' } })),
+    );
+    expect(fashion).toMatchObject({ model: 'fashion-mnist', latest: true });
+    expect((await registry.latest())?.version).toBe(digits.version);
+    expect((await registry.defaultVersion('fashion-mnist'))?.version).toBe(fashion.version);
+    expect(await registry.models()).toEqual([
+      { name: 'fashion-mnist', defaultVersion: fashion.version, versions: 1 },
+      { name: 'mnist', defaultVersion: digits.version, versions: 1 },
+    ]);
+    expect((await registry.list('mnist')).map((m) => m.version)).toEqual([digits.version]);
+    await expect(registry.getVersion('mnist', fashion.version)).rejects.toThrow(/belongs to model "fashion-mnist"/);
+    await expect(registry.getVersion('nope', fashion.version)).rejects.toThrow(/belongs to model/);
+    await expect(registry.getVersion('nope', 'v0099-abcdef')).rejects.toThrow(/model "nope" does not exist/);
+  });
+
+  it('if-better keeps a better default and says why; always and never do what they say; minAccuracy refuses', async () => {
+    const good = await registry.publish(await trainingOutput('good', withAccuracy(0.98)));
+    const worse = await registry.publish(await trainingOutput('worse', withAccuracy(0.46)));
+    expect(worse).toMatchObject({ latest: false, promotion: { promoted: false, previous: good.version } });
+    expect(worse.promotion.reason).toMatch(/test accuracy 0.46 is below the default v0001-\w+'s 0.98/);
+    expect((await registry.latest())?.version).toBe(good.version);
+
+    const equal = await registry.publish(await trainingOutput('equal', withAccuracy(0.98)));
+    expect(equal.promotion).toMatchObject({ promoted: true, previous: good.version });
+
+    const never = await registry.publish(await trainingOutput('never', withAccuracy(0.99)), {}, { promote: 'never' });
+    expect(never.promotion).toMatchObject({ promoted: false, reason: expect.stringMatching(/"never"/) });
+    const forced = await registry.publish(await trainingOutput('forced', withAccuracy(0.1)), {}, { promote: 'always' });
+    expect(forced.promotion.promoted).toBe(true);
+    const low = await registry.publish(await trainingOutput('low', withAccuracy(0.99)), {}, { minAccuracy: 0.995 });
+    expect(low.promotion).toMatchObject({ promoted: false, reason: expect.stringMatching(/below the job's minAccuracy 0.995/) });
+    expect((await registry.latest())?.version).toBe(forced.version);
+  });
+
+  it('a manual promotion is never undone by a worse version', async () => {
+    const best = await registry.publish(await trainingOutput('a', withAccuracy(0.5)));
+    await registry.publish(await trainingOutput('bb', withAccuracy(0.99)));
+    const manual = await registry.publish(await trainingOutput('ccc', withAccuracy(0.97)), {}, { promote: 'never' });
+    await registry.promote(manual.version);
+    const next = await registry.publish(await trainingOutput('dddd', withAccuracy(0.9)));
+    expect(next.promotion.promoted).toBe(false);
+    expect((await registry.latest())?.version).toBe(manual.version);
+    expect(best.version).not.toBe(manual.version);
+  });
+
+  it('refuses to promote a version that fails verification, and leaves the default alone', async () => {
+    const first = await registry.publish(await trainingOutput('a'));
+    const second = await registry.publish(await trainingOutput('bb'), {}, { promote: 'never' });
+    await expect(registry.promote(second.version, { verify: async () => Promise.reject(new Error('forward pass gave NaN')) })).rejects.toThrow(
+      /cannot be promoted: forward pass gave NaN/,
+    );
+    const failed = await registry.publish(await trainingOutput('ccc'), {}, { verify: async () => Promise.reject(new Error('does not load')) });
+    expect(failed.promotion).toMatchObject({ promoted: false, reason: expect.stringMatching(/failed verification: does not load/) });
+    expect((await registry.latest())?.version).toBe(first.version);
+  });
+});
+
+describe('artifact integrity', () => {
+  it('records a SHA-256 per artifact; a truncated or altered artifact is refused on read and on promote', async () => {
+    const first = await registry.publish(await trainingOutput('a'));
+    const second = await registry.publish(await trainingOutput('bb'), {}, { promote: 'never' });
+    const weights = await readFile(join(root, 'bb', 'weights.bin'));
+    expect(second.artifacts?.['weights.bin']).toEqual({ sha256: createHash('sha256').update(weights).digest('hex'), bytes: weights.byteLength });
+
+    const path = registry.artifactPath(second.version, 'weights.bin');
+    await chmod(path, 0o644);
+    await truncate(path, 8);
+    await expect(registry.readArtifact(second.version, 'weights.bin')).rejects.toThrow(CorruptArtifactError);
+    await expect(registry.promote(second.version)).rejects.toThrow(/cannot be promoted: .*weights.bin has 8 bytes, 60 were published/);
+
+    // Same size, one bit flipped: only the hash can tell.
+    const flipped = Buffer.from(weights);
+    flipped[0]! ^= 1;
+    await writeFile(path, flipped);
+    await expect(registry.promote(second.version)).rejects.toThrow(/weights.bin SHA-256 is [0-9a-f]{64}, [0-9a-f]{64} was published/);
+    expect((await registry.latest())?.version).toBe(first.version);
+  });
+});
+
+describe('exactly-once publish per job', () => {
+  it('a second publish for the same job returns the version it made, also when two race', async () => {
+    const first = await registry.publish(await trainingOutput('a'), { jobId: 'job-1' });
+    const again = await registry.publish(await trainingOutput('bb'), { jobId: 'job-1' });
+    expect(again).toMatchObject({ version: first.version, reused: true });
+    const racing = await Promise.all(['c', 'dd', 'eee'].map(async (name) => registry.publish(await trainingOutput(name), { jobId: 'job-2' })));
+    expect(new Set(racing.map((r) => r.version)).size).toBe(1);
+    expect(racing.filter((r) => !r.reused)).toHaveLength(1);
+    expect(await registry.list()).toHaveLength(2);
+    expect((await registry.findByJob('job-2'))?.version).toBe(racing[0]!.version);
+    expect(await registry.findByJob('job-3')).toBeUndefined();
+  });
+
+  it('completes the version a crashed publish had recorded for the job, under the same id', async () => {
+    // A crash after the job's version id was recorded but before the version was renamed into place.
+    await mkdir(join(modelDir, '.jobs'), { recursive: true });
+    await writeFile(join(modelDir, '.jobs', createHash('sha256').update('job-9').digest('hex')), 'v0007-abcdef\n');
+    const published = await registry.publish(await trainingOutput('a'), { jobId: 'job-9' });
+    expect(published).toMatchObject({ version: 'v0007-abcdef', reused: false });
+    expect((await registry.list()).map((m) => m.version)).toEqual(['v0007-abcdef']);
+  });
+
+  it('deletes a version that is not a default, and a retried job never re-creates it', async () => {
+    const kept = await registry.publish(await trainingOutput('a'), { jobId: 'job-a' });
+    const gone = await registry.publish(await trainingOutput('bb'), { jobId: 'job-b' }, { promote: 'never' });
+    await expect(registry.delete(kept.version)).rejects.toThrow(/is the default of model "mnist"/);
+    await registry.delete(gone.version);
+    expect((await registry.list()).map((m) => m.version)).toEqual([kept.version]);
+    await expect(registry.get(gone.version)).rejects.toThrow(ModelNotFoundError);
+    await expect(registry.publish(await trainingOutput('ccc'), { jobId: 'job-b' })).rejects.toThrow(/has since been deleted/);
   });
 });

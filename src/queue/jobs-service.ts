@@ -255,6 +255,7 @@ export class JobsService {
       const job = await this.find(id);
       if (!job) throw new JobNotFoundError(id);
       if (job.state === 'cancelled') return job;
+      if (job.state === 'completed' && job.modelVersion) throw new JobAlreadyPublishedError(id, job.modelVersion);
       if (isFinished(job.state)) throw new JobStateConflictError(id, job.state, 'cancelled');
       const cancelledAt = Date.now();
       const snapshot: JobView = { ...job, state: 'cancelled', finishedAt: new Date(cancelledAt).toISOString() };
