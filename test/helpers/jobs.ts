@@ -62,8 +62,15 @@ export interface TestApi {
 }
 
 /** The real app (buildApp) listening on a free port, with a JobsService on `redisUrl` under `prefix`. */
-export async function startTestApi(options: { redisUrl: string; prefix: string; dirs: TestDirs; timeoutMs?: number }): Promise<TestApi> {
-  const config = loadConfig({ DATA_DIR: options.dirs.dataDir, MODEL_DIR: options.dirs.modelDir, LOG_LEVEL: 'silent' });
+export async function startTestApi(options: {
+  redisUrl: string;
+  prefix: string;
+  dirs: TestDirs;
+  timeoutMs?: number;
+  /** More environment for loadConfig (e.g. REDIS_URL, so the API hears model announcements; MODEL_RECHECK_MS). */
+  env?: Record<string, string>;
+}): Promise<TestApi> {
+  const config = loadConfig({ DATA_DIR: options.dirs.dataDir, MODEL_DIR: options.dirs.modelDir, LOG_LEVEL: 'silent', ...options.env });
   const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix: options.prefix, timeoutMs: options.timeoutMs });
   const app = await buildApp({ config, registry, jobs });
