@@ -31,7 +31,7 @@ export async function opsRoutes(app: FastifyInstance, { models, metrics, pingRed
     }
     const served = models.status();
     for (const model of served) {
-      if (model.servedVersion === null && model.problem) problems.push(`model ${JSON.stringify(model.name)} ${model.problem}`);
+      if (model.servedVersion === null && model.problem) problems.push(`model ${JSON.stringify(model.name)}: ${model.problem}`);
     }
     const ready = problems.length === 0;
     return reply.code(ready ? 200 : 503).send({
