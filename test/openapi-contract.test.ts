@@ -206,7 +206,7 @@ describe('real responses match openapi.yaml', () => {
     const named = await check(request(app.server).post(`/v1/models/mnist:predict?version=${published.version}`).send({ pixels }));
     expect(named.body, named.text).toHaveProperty('model');
     expect(named.body.model).toMatchObject({ model: 'mnist', version: published.version });
-    expect((await check(request(app.server).post('/v1/models/fashion-mnist:predict').send({ pixels }))).status).toBe(503);
+    expect((await check(request(app.server).post('/v1/models/fashion-mnist:predict').send({ pixels }))).status).toBe(404);
     expect((await check(request(app.server).post('/v1/predict?model=Bad!').send({ pixels }))).status).toBe(400);
     expect((await check(request(app.server).get('/readyz'))).body.model?.version).toBe(published.version);
   });

@@ -62,7 +62,24 @@ it('--url sends the files to a running service', async () => {
   expect(result.model.dataset).toBe('mnist');
 
   const text = await digits(...files, '--url', api.url);
-  expect(text.stdout).toMatch(/first\.png\s+\d\s+\(\d+\.\d%\)\n.*second\.png\s+\d\s+\(\d+\.\d%\)\nmodel v\d{4}-[0-9a-f]{6} \(mnist\)/s);
+  expect(text.stdout).toMatch(/first\.png\s+\d\s+\(\d+\.\d%\)\n.*second\.png\s+\d\s+\(\d+\.\d%\)\nmodel mnist v\d{4}-[0-9a-f]{6} \(mnist\)/s);
+});
+
+it('--model NAME picks a model name on the service, --version one of its versions; --model-dir is local', async () => {
+  const other = await api.registry.publish(await seedNetOutput(43), { model: 'digits-b' });
+  const first = await api.registry.publish(await seedNetOutput(44), { model: 'digits-b' }, { promote: 'never' });
+  const named = JSON.parse((await digits(...files, '--url', api.url, '--model', 'digits-b', '--json')).stdout);
+  expect(named.model).toMatchObject({ model: 'digits-b', version: other.version });
+  const pinned = JSON.parse((await digits(...files, '--url', api.url, '--model', 'digits-b', '--version', first.version, '--json')).stdout);
+  expect(pinned.model).toMatchObject({ model: 'digits-b', version: first.version });
+  expectAnswers(JSON.parse((await digits(...files, '--model-dir', modelDir, '--json')).stdout).predictions);
+
+  const unknown = await digits(files[0]!, '--url', api.url, '--model', 'nope').then(
+    () => undefined,
+    (error: { code: number; stderr: string }) => error,
+  );
+  expect(unknown?.code).toBe(1);
+  expect(unknown?.stderr).toMatch(/404: model "nope" does not exist/);
 });
 
 it('says which file is wrong and why, with exit code 1', async () => {

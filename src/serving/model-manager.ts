@@ -11,6 +11,7 @@ import { subscribeToModels, type ModelSubscription } from '../registry/announcem
 import { DEFAULT_MODEL_NAME, checkModelName } from '../registry/model-name.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { LATEST_ALIAS, versionNumber } from '../registry/version.ts';
+import { UnknownModelError } from '../registry/errors.ts';
 import { NoModelError } from './errors.ts';
 import { LoadedModel, type ModelInfo } from './loaded-model.ts';
 import type { MicroBatcherOptions } from './micro-batcher.ts';
@@ -148,7 +149,13 @@ export class ModelManager {
         await this.refresh();
         model = this.served.get(name);
       }
-      if (!model) throw new NoModelError(await this.whyNothingServed(name));
+      if (!model) {
+        // A name nobody ever published under is not found (404, as TF Serving answers); the default model's absence is 503.
+        if (name !== this.defaultModel && !this.problems.has(name) && (await this.options.registry.list(name).catch(() => undefined))?.length === 0) {
+          throw new UnknownModelError(name);
+        }
+        throw new NoModelError(await this.whyNothingServed(name));
+      }
       return lease(model);
     }
     versionNumber(version); // InvalidVersionError before touching the registry

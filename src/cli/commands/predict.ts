@@ -1,20 +1,23 @@
 // `digits predict FILE…`: classify image files with a running service (--url, the
-// default) or locally with a model directory (--model), through the same decoding,
-// preprocessing and normalisation as POST /v1/predict.
-import { readFile } from 'node:fs/promises';
+// default; --model NAME picks a model name there) or locally with a model directory
+// (--model-dir), through the same decoding, preprocessing and normalisation as POST /v1/predict.
+import { readFile, stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { CLASS_NAMES, type DatasetName } from '../../data/types.ts';
 import { initEngine } from '../../engine/index.ts';
 import { LoadedModel, type ModelInfo, type Prediction, type ServingMetadata } from '../../serving/loaded-model.ts';
 import { instancePixels } from '../../serving/instances.ts';
 import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
+import { isModelName } from '../../registry/model-name.ts';
 import { parse, UsageError } from '../args.ts';
 
 export const HELP = `Usage: digits predict FILE.png|FILE.jpg… [options]
 
   --url URL        a running service (default http://127.0.0.1:$PORT, PORT default 3000)
-  --model DIR      classify locally with a model directory (model.json, weights.bin, metadata.json)
-  --version V      with --url: the model version to use (default latest)
+  --model NAME     the model name on the service (default: the service's DEFAULT_MODEL)
+  --version V      a version of that model (default: its default version)
+  --model-dir DIR  classify locally with a model directory (model.json, weights.bin, metadata.json);
+                   --model DIR still works when DIR is a path or an existing model directory
   --api-key KEY    with --url: sent as a bearer token (default: env DIGITS_API_KEY)
   --preprocess     crop, resize and centre any photo or drawing (?preprocess=mnist)
   --json           one JSON object: the service's response plus the file names
@@ -37,9 +40,14 @@ class PredictRequestError extends Error {
   }
 }
 
-async function viaService(url: string, files: string[], options: { version?: string; apiKey?: string; preprocess: boolean }): Promise<Result> {
+async function viaService(
+  url: string,
+  files: string[],
+  options: { model?: string; version?: string; apiKey?: string; preprocess: boolean },
+): Promise<Result> {
   const endpoint = new URL('/v1/predict', url);
-  if (options.version) endpoint.searchParams.set('model', options.version);
+  if (options.model) endpoint.searchParams.set('model', options.model);
+  if (options.version && options.version !== 'latest') endpoint.searchParams.set('version', options.version);
   if (options.preprocess) endpoint.searchParams.set('preprocess', 'mnist');
   const predictions: Prediction[] = [];
   let model: ModelInfo | undefined;
@@ -92,6 +100,7 @@ export async function run(argv: string[]): Promise<number> {
     {
       url: { type: 'string' },
       model: { type: 'string' },
+      'model-dir': { type: 'string' },
       version: { type: 'string' },
       'api-key': { type: 'string' },
       preprocess: { type: 'boolean' },
@@ -105,13 +114,19 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) throw new UsageError('give one or more image files (PNG or JPEG)');
-  if (values.url && values.model) throw new UsageError('use either --url (a running service) or --model DIR (locally), not both');
-  if (values.model && values.version) throw new UsageError('--version picks a version on a service; with --model the directory is the version');
+  // Before named models --model meant a directory; a path or an existing model directory still does.
+  const legacyDir = values.model !== undefined && !values['model-dir'] && (await isModelDirectory(values.model)) ? values.model : undefined;
+  const modelDir = values['model-dir'] ?? legacyDir;
+  const modelName = legacyDir ? undefined : values.model;
+  if (modelName !== undefined && !isModelName(modelName)) throw new UsageError(`--model ${JSON.stringify(modelName)} is not a model name (a-z 0-9 . _ -) nor a model directory`);
+  if (values.url && modelDir) throw new UsageError('use either --url (a running service) or --model-dir DIR (locally), not both');
+  if (modelDir && (values.version || modelName)) throw new UsageError('--model NAME and --version pick a model on a service; with --model-dir the directory is the model');
   const preprocess = values.preprocess ?? false;
 
-  const result = values.model
-    ? await locally(resolve(values.model), positionals, preprocess)
+  const result = modelDir
+    ? await locally(resolve(modelDir), positionals, preprocess)
     : await viaService(values.url ?? `http://127.0.0.1:${process.env.PORT || 3000}`, positionals, {
+        model: modelName,
         version: values.version,
         apiKey: values['api-key'] ?? process.env.DIGITS_API_KEY,
         preprocess,
@@ -127,7 +142,15 @@ export async function run(argv: string[]): Promise<number> {
       const confidence = `${(prediction.confidence * 100).toFixed(1)}%`;
       process.stdout.write(`${positionals[i]!.padEnd(width)}  ${names[prediction.label]}  (${confidence})\n`);
     });
-    process.stdout.write(`model ${result.model.version} (${result.model.dataset})\n`);
+    process.stdout.write(`model ${result.model.model ?? result.model.dataset} ${result.model.version} (${result.model.dataset})\n`);
   }
   return 0;
+}
+
+async function isModelDirectory(value: string): Promise<boolean> {
+  if (!isModelName(value)) return true; // a path: only a directory can be meant
+  return stat(resolve(value, 'model.json')).then(
+    (found) => found.isFile(),
+    () => false,
+  );
 }
