@@ -180,6 +180,9 @@ function renderJob() {
     ...fact('Attempts', String(job.attempts ?? 0) + (job.resumedFromEpoch ? ` (resumed at epoch ${job.resumedFromEpoch})` : '')),
     ...fact('Test accuracy', last ? percent(last.testAccuracy, 2) : null),
     ...fact('Model', job.modelVersion ? h('a', { href: '#models' }, h('code', {}, job.modelVersion)) : null),
+    ...fact('Model name', job.model ?? null),
+    // Whether the version became its name's default, and why (the job's promote policy).
+    ...fact('Promotion', job.promotion ?? null),
     ...fact('Created', dateTime(job.createdAt)),
     ...fact('Finished', job.finishedAt ? dateTime(job.finishedAt) : null),
     ...(job.error ? fact('Error', job.error) : []),

@@ -189,7 +189,9 @@ describe.skipIf(!hasChromium)('web console', () => {
     expect(await page.locator('#models-list li').count()).toBe(2);
     expect(await page.locator('#models-list li.latest').getAttribute('data-version')).toBe(trainedVersion);
     expect(await untrainedCard.textContent()).toMatch(/14,320/);
-    expect(await untrainedCard.locator('a', { hasText: 'weights.bin' }).getAttribute('href')).toBe(`/v1/models/${untrained.version}/weights.bin`);
+    expect(await untrainedCard.locator('a', { hasText: 'weights.bin' }).getAttribute('href')).toBe(`/v1/models/mnist/versions/${untrained.version}/weights.bin`);
+    // Grouped by model name, the group saying which version is its default.
+    expect(await page.locator('#models-list .model-group[data-model="mnist"] h2').textContent()).toContain(`default ${trainedVersion}`);
     await screenshot('console-models');
 
     // Downloads go through fetch with the key (GET /v1 routes need one too when API keys are on).
@@ -202,6 +204,14 @@ describe.skipIf(!hasChromium)('web console', () => {
     await page.locator(`#models-list li.latest[data-version="${untrained.version}"]`).waitFor();
     expect((await api.registry.latest())?.version).toBe(untrained.version);
     expect(await page.locator('#models-error').isHidden()).toBe(true);
+
+    // The trained version is no longer the default: it can be deleted (two clicks: arm, then confirm).
+    const trainedCard = page.locator(`#models-list li[data-version="${trainedVersion}"]`);
+    await trainedCard.locator('button.delete').click();
+    await trainedCard.locator('button.delete', { hasText: 'Really delete?' }).click();
+    await trainedCard.waitFor({ state: 'detached' });
+    expect((await api.registry.list()).map((model) => model.version)).toEqual([untrained.version]);
+    expect(await page.locator(`#models-list li[data-version="${untrained.version}"] button.delete`).count()).toBe(0);
 
     await page.setViewportSize(PHONE);
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
