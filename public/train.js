@@ -6,7 +6,7 @@ import { api, showError } from './api.js';
 
 const form = document.getElementById('train-form');
 const errorElement = document.getElementById('train-error');
-const NUMBER_FIELDS = ['epochs', 'batchSize', 'learningRate', 'momentum', 'limit'];
+const NUMBER_FIELDS = ['epochs', 'batchSize', 'learningRate', 'momentum', 'limit', 'minAccuracy'];
 
 /** The request body: blank fields are left out (the service's defaults apply). */
 function jobRequest() {

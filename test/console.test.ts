@@ -132,6 +132,8 @@ describe.skipIf(!hasChromium)('web console', () => {
     expect(await page.getAttribute('#chart-accuracy', 'data-points')).toBe('2');
     expect(await page.getAttribute('#job-progress', 'style')).toContain('width: 100');
     expect(await page.textContent('#job-facts')).toMatch(/wasm|cpu|node|gpu/);
+    // Better than the untrained default (policy if-better, the form's default): promoted, and the page says why.
+    expect(await page.textContent('#job-facts')).toMatch(/Promotionpromoted: test accuracy [0-9.]+ ≥ the previous default/);
     expect(await page.locator('#job-cancel').isHidden()).toBe(true);
     trainedVersion = (await page.textContent('#job-facts a code'))!;
     const versions = (await api.registry.list()).map((model) => model.version);
