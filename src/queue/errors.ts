@@ -65,8 +65,8 @@ export class JobAlreadyPublishedError extends Error {
   ) {
     super(
       version
-        ? `job ${jobId} has already published model version ${version}; it can no longer be cancelled (delete or demote the version instead)`
-        : `job ${jobId} is publishing its model; it can no longer be cancelled`,
+        ? `job ${jobId} is completed: it published model version ${version}, so it can no longer be cancelled (delete the version or promote another instead)`
+        : `job ${jobId} is publishing its model version; it can no longer be cancelled`,
     );
     this.name = 'JobAlreadyPublishedError';
   }

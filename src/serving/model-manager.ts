@@ -161,7 +161,9 @@ export class ModelManager {
     versionNumber(version); // InvalidVersionError before touching the registry
     const served = this.served.get(name);
     if (served?.info.version === version) return lease(served);
-    await this.options.registry.getVersion(name, version);
+    const pinned = this.pinned.get(version);
+    // Cached under its own name: no registry read. Otherwise check it belongs to `name` first.
+    if (pinned?.info.model !== name) await this.options.registry.getVersion(name, version);
     return this.leasePinned(version);
   }
 
