@@ -150,11 +150,10 @@ export class ModelManager {
         model = this.served.get(name);
       }
       if (!model) {
+        // Answered from what the last refresh saw, so a request for a bogus name costs no registry read.
         // A name nobody ever published under is not found (404, as TF Serving answers); the default model's absence is 503.
-        if (name !== this.defaultModel && !this.problems.has(name) && (await this.options.registry.list(name).catch(() => undefined))?.length === 0) {
-          throw new UnknownModelError(name);
-        }
-        throw new NoModelError(await this.whyNothingServed(name));
+        if (!this.defaults.has(name) && name !== this.defaultModel) throw new UnknownModelError(name);
+        throw new NoModelError(this.whyNothingServed(name));
       }
       return lease(model);
     }
@@ -194,17 +193,17 @@ export class ModelManager {
     }
   }
 
-  private async whyNothingServed(name: string): Promise<string> {
+  private whyNothingServed(name: string): string {
     const problem = this.problems.get(name);
     if (problem) return `model ${JSON.stringify(name)} cannot be served: ${problem.problem}`;
-    const versions = await this.options.registry.list(name).catch(() => undefined);
-    if (versions === undefined) return `model ${JSON.stringify(name)} cannot be served: the model registry cannot be read`;
-    if (versions.length === 0) {
-      return name === this.defaultModel
-        ? `no model has been published yet under ${JSON.stringify(name)} (DEFAULT_MODEL): train one with POST /v1/jobs (or \`digits train\`), then retry`
-        : `model ${JSON.stringify(name)} does not exist: no version has been published under that name`;
+    if (!this.defaults.has(name)) {
+      return `no model has been published yet under ${JSON.stringify(name)} (DEFAULT_MODEL): train one with POST /v1/jobs (or \`digits train\`), then retry`;
     }
-    return `model ${JSON.stringify(name)} has ${versions.length} version(s) but no default version: promote one with POST /v1/models/${name}/versions/{version}/promote`;
+    const version = this.defaults.get(name);
+    if (version === null || version === undefined) {
+      return `model ${JSON.stringify(name)} has versions but no default version: promote one with POST /v1/models/${name}/versions/{version}/promote`;
+    }
+    return `model ${JSON.stringify(name)}: its default version ${version} is not loaded yet; retry shortly`;
   }
 
   /** Loads a pinned version into the LRU, once however many requests ask for it at the same time. */
@@ -248,6 +247,8 @@ export class ModelManager {
 
   private async swapToDefaults(): Promise<void> {
     const models = await this.options.registry.models();
+    // Names whose versions are all gone are forgotten (their last served model, if any, keeps serving).
+    for (const name of [...this.defaults.keys()]) if (!models.some((m) => m.name === name)) this.defaults.delete(name);
     for (const { name, defaultVersion } of models) {
       if (this.stopped) return;
       this.defaults.set(name, defaultVersion);
