@@ -238,6 +238,14 @@ describe('named models and the promotion policy', () => {
     expect((await registry.latest())?.version).toBe(forced.version);
   });
 
+  it('if-better only compares versions tested on the same test set', async () => {
+    const digits = await registry.publish(await trainingOutput('a', withAccuracy(0.5)), { model: 'shared' });
+    const fashionRecipe = { ...(trainingMetadata().recipe as object), dataset: 'fashion-mnist' };
+    const fashion = await registry.publish(await trainingOutput('bb', withAccuracy(0.9, { dataset: 'fashion-mnist', recipe: fashionRecipe })), { model: 'shared' });
+    expect(fashion.promotion).toMatchObject({ promoted: false, reason: expect.stringMatching(/tested on mnist, this version on fashion-mnist/) });
+    expect((await registry.defaultVersion('shared'))?.version).toBe(digits.version);
+  });
+
   it('a manual promotion is never undone by a worse version', async () => {
     const best = await registry.publish(await trainingOutput('a', withAccuracy(0.5)));
     await registry.publish(await trainingOutput('bb', withAccuracy(0.99)));
