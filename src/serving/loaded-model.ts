@@ -40,7 +40,7 @@ export interface ServingMetadata {
   normalization?: Partial<Normalization>;
 }
 
-function normalizationOf(metadata: ServingMetadata): Normalization {
+export function normalizationOf(metadata: ServingMetadata): Normalization {
   const recorded = metadata.normalization;
   const { mean, std } = recorded ?? DATASET_SOURCES[metadata.dataset];
   if (typeof mean !== 'number' || typeof std !== 'number' || !Number.isFinite(mean) || !(std > 0)) {
@@ -115,6 +115,11 @@ export class LoadedModel {
     } finally {
       model.dispose();
     }
+  }
+
+  /** Images queued or in a forward pass (metrics). */
+  get pendingImages(): number {
+    return this.batcher.inFlight;
   }
 
   acquire(): void {

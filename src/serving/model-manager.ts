@@ -54,6 +54,11 @@ export class ModelManager {
     return this.current?.info;
   }
 
+  /** Every model loaded now: `latest` first, then the pinned versions. */
+  loadedModels(): LoadedModel[] {
+    return [...(this.current ? [this.current] : []), ...this.pinned.values()];
+  }
+
   /** Loads `latest` (if there is one) and starts following the registry. Never throws: the API runs without a model. */
   async start(): Promise<void> {
     await this.refresh();

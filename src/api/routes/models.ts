@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { ModelAnnouncement } from '../../registry/announcements.ts';
 import type { ArtifactName, ModelRegistry } from '../../registry/types.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
+import { normalizationOf, type ServingMetadata } from '../../serving/loaded-model.ts';
+import { signatureOf } from '../../serving/signature.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
 export interface ModelsRoutesOptions {
@@ -29,7 +31,11 @@ export async function modelsRoutes(app: FastifyInstance, { registry, announce }:
 
   api.get('/models', async () => ({ models: await registry.list() }));
 
-  api.get('/models/:version', { schema: { params: VersionParams } }, async (request) => registry.get(request.params.version));
+  // The version's metadata and its signature (input shape, dtype, value range, polarity, normalisation, class labels).
+  api.get('/models/:version', { schema: { params: VersionParams } }, async (request) => {
+    const model = await registry.get(request.params.version);
+    return { ...model, signature: signatureOf({ dataset: model.dataset, normalization: normalizationOf(model as ServingMetadata) }) };
+  });
 
   api.post('/models/:version/promote', { schema: { params: VersionParams } }, async (request) => {
     const promoted = await registry.promote(request.params.version);

@@ -14,6 +14,7 @@ import {
   UnsupportedPredictMediaTypeError,
 } from '../../serving/errors.ts';
 import { instancePixels, instancesFromJson, parseJsonBody, type Instance } from '../../serving/instances.ts';
+import type { LoadedModel } from '../../serving/loaded-model.ts';
 import type { ModelManager } from '../../serving/model-manager.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
@@ -29,6 +30,8 @@ export interface PredictRoutesOptions {
   rateLimitPerMinute: number;
   /** Sees how many images each model version classified (metrics). */
   onPredictions?: (version: string, count: number) => void;
+  /** Seconds each request took from parsed body to answer, with the model that answered (metrics). */
+  onLatency?: (model: LoadedModel, seconds: number) => void;
 }
 
 const PredictQuery = z.strictObject({
@@ -38,7 +41,7 @@ const PredictQuery = z.strictObject({
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg'];
 
-class RateLimitExceededError extends Error {
+export class RateLimitExceededError extends Error {
   readonly statusCode = 429;
   constructor(max: number, after: string) {
     super(`rate limit of ${max} predict requests per minute exceeded (PREDICT_RATE_LIMIT); retry in ${after}`);
@@ -56,7 +59,7 @@ class UploadTooLargeError extends Error {
 }
 
 /** The client a rate limit applies to: its API key when it sent one (keys may be shared by many IPs). */
-function clientKey(request: FastifyRequest): string {
+export function clientKey(request: FastifyRequest): string {
   const bearer = /^Bearer\s+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
   const key = bearer ?? request.headers['x-api-key'];
   return typeof key === 'string' ? `key:${key}` : `ip:${request.ip}`;
@@ -123,6 +126,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
       ...(options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {}),
     },
     async (request, reply) => {
+      const started = process.hrtime.bigint();
       const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
       let instances: Instance[];
       if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
@@ -138,6 +142,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
         const { model } = lease;
         const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
         options.onPredictions?.(model.info.version, predictions.length);
+        options.onLatency?.(model, Number(process.hrtime.bigint() - started) / 1e9);
         reply.header('x-model-version', model.info.version);
         return { predictions, model: model.info };
       } finally {
