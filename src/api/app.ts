@@ -25,7 +25,7 @@ import { opsRoutes } from './routes/ops.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { inferenceV2Routes } from './routes/inference-v2.ts';
 import { modelManagerResolver } from '../serving/model-resolver.ts';
-import { readFileSync } from 'node:fs';
+import { PACKAGE } from '../lib/package-info.ts';
 
 export interface AppDeps {
   config: Config;
@@ -39,9 +39,6 @@ export interface AppDeps {
   /** Called for every route as it is registered; the OpenAPI contract test lists routes with it. */
   onRoute?: (route: RouteOptions) => void;
 }
-
-/** The server's name and version, as GET /v2 reports them. */
-const PACKAGE = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
 
 /** Headers browsers may read from cross-origin responses. */
 const EXPOSED_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'x-model-version', REQUEST_ID_HEADER];

@@ -49,7 +49,8 @@ export function normalizationOf(metadata: ServingMetadata): Normalization {
   return { mean, std };
 }
 
-async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
+/** A registry version's tfjs layers model, read as bytes (the caller disposes it). */
+export async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
   const [modelJson, weights] = await Promise.all([
     registry.readArtifact(version, 'model.json'),
     registry.readArtifact(version, 'weights.bin'),

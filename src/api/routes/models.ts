@@ -6,7 +6,9 @@ import { z } from 'zod';
 import type { ModelAnnouncement } from '../../registry/announcements.ts';
 import type { ArtifactName, ModelRegistry } from '../../registry/types.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
-import { normalizationOf, type ServingMetadata } from '../../serving/loaded-model.ts';
+import { loadLayersModel, normalizationOf, type ServingMetadata } from '../../serving/loaded-model.ts';
+import { seedNetToOnnx } from '../../serving/onnx-export.ts';
+import { ModelLoadError } from '../../serving/errors.ts';
 import { signatureOf } from '../../serving/signature.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
@@ -67,7 +69,27 @@ export async function modelsRoutes(app: FastifyInstance, { registry, announce }:
     return sendArtifact(reply, body, 'application/octet-stream', version, resolved);
   });
 
+  // The version as ONNX (opset 13, BatchNorm folded; src/serving/onnx-export.ts), built from its tfjs artifacts on request.
+  api.get('/models/:version/model.onnx', { schema: { params: VersionParams } }, async (request, reply) => {
+    const { version } = request.params;
+    const metadata = await registry.get(version);
+    const model = await loadLayersModel(registry, metadata.version).catch((error: unknown) => {
+      throw new ModelLoadError(metadata.version, error);
+    });
+    let bytes: Uint8Array;
+    try {
+      bytes = seedNetToOnnx(model, metadata as ServingMetadata);
+    } finally {
+      model.dispose();
+    }
+    reply.header('content-disposition', `attachment; filename="${metadata.dataset}-${metadata.version}.onnx"`);
+    return sendArtifact(reply, Buffer.from(bytes), ONNX_TYPE, version, metadata.version);
+  });
+
 }
+
+/** ONNX files have no registered media type; runtimes read the bytes whatever the label. */
+const ONNX_TYPE = 'application/octet-stream';
 
 function sendArtifact(reply: FastifyReply, body: Buffer | string, type: string, requested: string, version: string) {
   return reply
