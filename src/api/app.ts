@@ -24,6 +24,7 @@ import { modelsRoutes } from './routes/models.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { inferenceV2Routes } from './routes/inference-v2.ts';
+import { tfServingRoutes } from './routes/tf-serving.ts';
 import { modelManagerResolver } from '../serving/model-resolver.ts';
 import { PACKAGE } from '../lib/package-info.ts';
 
@@ -112,6 +113,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     resolver,
     server: { name: PACKAGE.name, version: PACKAGE.version },
     maxInstances: config.predictMaxInstances,
+    bodyLimit: config.bodyLimit,
+    rateLimitPerMinute: config.predictRateLimit,
+    onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),
+    onLatency: (name, seconds) => metrics.predictDuration.observe({ model: name }, seconds),
+  });
+  await app.register(tfServingRoutes, {
+    resolver,
+    maxInstances: config.predictMaxInstances,
+    maxPixels: config.predictMaxPixels,
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
     onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),

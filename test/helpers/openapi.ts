@@ -63,12 +63,19 @@ function templateRegex(template: string): RegExp {
 /** The documented path template for a concrete path (literal segments win over parameters). */
 export function findPathTemplate(path: string): string | undefined {
   const matches = Object.keys(spec.paths).filter((template) => templateRegex(template).test(path));
-  return matches.sort((a, b) => a.split('{').length - b.split('{').length)[0];
+  // Fewer parameters first; then more literal text (`/v1/models/{name}:predict` before `/v1/models/{version}`).
+  const literal = (template: string) => template.replace(/\{[^}]+\}/g, '').length;
+  return matches.sort((a, b) => a.split('{').length - b.split('{').length || literal(b) - literal(a))[0];
 }
 
 /** fastify's `/v1/models/:version` → OpenAPI's `/v1/models/{version}`. */
 export function toOpenApiPath(fastifyUrl: string): string {
-  return fastifyUrl.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+  // `:name(^regex)` loses its regex; `::` is a literal colon (`/v1/models/:name(^[^:/]+)::predict`).
+  return fastifyUrl
+    .replace(/\(\^[^)]*\)/g, '')
+    .split('::')
+    .map((part) => part.replace(/:([A-Za-z0-9_]+)/g, '{$1}'))
+    .join(':');
 }
 
 function resolveResponse(response: ResponseObject, segments: string[]): [ResponseObject, string[]] {

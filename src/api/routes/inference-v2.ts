@@ -10,15 +10,13 @@
 // same statuses and messages the /v1 routes give as problem+json. Inference goes
 // through the model's micro-batcher with /v1/predict's limits and rate limit.
 // Models are found only through ModelResolver (src/serving/model-resolver.ts).
-import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from '../../serving/errors.ts';
-import { PIXELS, PIXEL_SCALES, applyScale, parseJsonBody, pixelValue, type PixelScale } from '../../serving/instances.ts';
+import { PIXELS, PIXEL_SCALES, applyScale, pixelValue, type PixelScale } from '../../serving/instances.ts';
 import type { ModelResolver, ResolvedModel } from '../../serving/model-resolver.ts';
 import { INPUT_NAME, LABEL_NAME, PROBABILITIES_NAME, signatureOf } from '../../serving/signature.ts';
 import { NUM_CLASSES } from '../../model/seed-net.ts';
-import { problemFor } from '../plugins/problem-details.ts';
-import { RateLimitExceededError, clientKey } from './predict.ts';
+import { useProtocolJson } from '../plugins/protocol-json.ts';
 
 export interface InferenceV2Options {
   resolver: ModelResolver;
@@ -158,15 +156,6 @@ export function readInferRequest(body: unknown, maxInstances: number): InferRequ
   return { ...(body.id !== undefined ? { id: body.id as string } : {}), images, outputs };
 }
 
-function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, bodyLimit: number): FastifyReply {
-  const problem = problemFor(error, bodyLimit);
-  if (!problem) request.log.error({ err: error }, 'unexpected error');
-  else if (problem.status >= 500) request.log.warn({ err: error }, problem.detail);
-  const status = problem?.status ?? 500;
-  const message = problem?.detail ?? `an unexpected error occurred; it is logged under request id ${request.id}`;
-  return reply.code(status).headers(problem?.headers ?? {}).type('application/json; charset=utf-8').send({ error: message });
-}
-
 interface ModelParams {
   name: string;
   version?: string;
@@ -174,22 +163,7 @@ interface ModelParams {
 
 export async function inferenceV2Routes(app: FastifyInstance, options: InferenceV2Options): Promise<void> {
   const { resolver, maxInstances, bodyLimit } = options;
-  app.setErrorHandler((error, request, reply) => sendError(request, reply, error, bodyLimit));
-  app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
-    try {
-      done(null, body.length === 0 ? undefined : parseJsonBody(body as Buffer));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
-  if (options.rateLimitPerMinute > 0) {
-    await app.register(rateLimit, {
-      global: false,
-      keyGenerator: clientKey,
-      errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.max, context.after),
-    });
-  }
+  const rateLimited = await useProtocolJson(app, { bodyLimit, rateLimitPerMinute: options.rateLimitPerMinute });
 
   /** Holds the model for the handler, then lets it go whatever happens. */
   const withModel = async <T>(params: ModelParams, use: (resolved: ResolvedModel) => Promise<T> | T): Promise<T> => {
@@ -260,7 +234,6 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
     });
     return response;
   };
-  const rateLimited = options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {};
   app.post<{ Params: ModelParams }>('/v2/models/:name/infer', rateLimited, async (request, reply) => infer(request.params, request.body, reply));
   app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', rateLimited, async (request, reply) =>
     infer(request.params, request.body, reply),
