@@ -215,7 +215,7 @@ describe('with a model', () => {
   });
 });
 
-describe('auth and rate limit are those of /v1/predict', () => {
+describe('auth and rate limit are those of /v1/predict (v2 and TF Serving routes)', () => {
   let secured: ServingApi;
   beforeAll(async () => {
     secured = await startServingApi({ redisUrl: inject('redisUrl'), env: { API_KEYS: 'v2-key', PREDICT_RATE_LIMIT: '2' } });
@@ -237,5 +237,9 @@ describe('auth and rate limit are those of /v1/predict', () => {
     expect((await postPredict(`${secured.url}/v2/models/mnist/infer`, body, 'application/json', key)).status).toBe(200);
     expect((await postPredict(`${secured.url}/v2/models/mnist/infer`, body, 'application/json', key)).status).toBe(200);
     expectError(await postPredict(`${secured.url}/v2/models/mnist/infer`, body, 'application/json', key), 429, /rate limit/);
+    // TF Serving's predict is a /v1 route: the same key and its own rate limit bucket per route.
+    const tf = JSON.stringify({ instances: [Array(784).fill(0)] });
+    expectError(await postPredict(`${secured.url}/v1/models/mnist:predict`, tf, 'application/json'), 401, /API key/);
+    expect((await postPredict(`${secured.url}/v1/models/mnist:predict`, tf, 'application/json', key)).status).toBe(200);
   });
 });
