@@ -2,7 +2,7 @@
 // protocol that describes models (v1 model metadata, Open Inference Protocol
 // metadata, the ONNX export's tensor names). Callers get it from a model's
 // data set and normalisation, never from how models are stored.
-import { CLASS_NAMES, DATASET_NAMES, type DatasetName } from '../data/types.ts';
+import { CLASS_NAMES, type DatasetName } from '../data/types.ts';
 import { NUM_CLASSES } from '../model/seed-net.ts';
 import { MNIST_SIDE } from './decode.ts';
 
@@ -71,5 +71,3 @@ export function signatureOf(model: SignatureSource): ModelSignature {
     dataset: model.dataset,
   };
 }
-
-export const isDatasetName = (value: string): value is DatasetName => (DATASET_NAMES as readonly string[]).includes(value);
