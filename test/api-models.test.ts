@@ -104,7 +104,8 @@ describe('GET /v1/models/:version', () => {
     const byId = await request(app.server).get(`/v1/models/${first.version}`);
     expect(byId.status).toBe(200);
     const { reused: _reused, promotion: _promotion, ...firstVersion } = first;
-    expect(byId.body).toEqual({ ...firstVersion, latest: false });
+    expect(byId.body).toEqual({ ...firstVersion, latest: false, signature: expect.objectContaining({ dataset: 'mnist' }) });
+    expect(byId.body.signature.inputs[0]).toMatchObject({ name: 'image', shape: [-1, 28, 28, 1], valueRange: [0, 255], polarity: 'white-on-black' });
     expectContract(byId);
 
     const latest = await request(app.server).get('/v1/models/latest');

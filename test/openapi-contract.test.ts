@@ -203,7 +203,7 @@ describe('real responses match openapi.yaml', () => {
       .toBe(published.version);
     const res = await check(request(app.server).post('/v1/predict').send({ instances: [{ pixels }, { pixels }] }));
     expect(res.body.predictions).toHaveLength(2);
-    const named = await check(request(app.server).post(`/v1/models/mnist:predict?version=${published.version}`).send({ pixels }));
+    const named = await check(request(app.server).post(`/v1/predict?model=mnist&version=${published.version}`).send({ pixels }));
     expect(named.body, named.text).toHaveProperty('model');
     expect(named.body.model).toMatchObject({ model: 'mnist', version: published.version });
     expect((await check(request(app.server).post('/v1/models/fashion-mnist:predict').send({ pixels }))).status).toBe(404);

@@ -23,6 +23,10 @@ import { jobsRoutes } from './routes/jobs.ts';
 import { modelsRoutes } from './routes/models.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { predictRoutes } from './routes/predict.ts';
+import { inferenceV2Routes } from './routes/inference-v2.ts';
+import { tfServingRoutes } from './routes/tf-serving.ts';
+import { modelManagerResolver } from '../serving/model-resolver.ts';
+import { PACKAGE } from '../lib/package-info.ts';
 
 export interface AppDeps {
   config: Config;
@@ -90,7 +94,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await initEngine(config.engine);
     await models.start();
   });
-  app.addHook('onClose', () => models.stop());
+  app.addHook('onClose', async () => {
+    metrics.close();
+    await models.stop();
+  });
+  // Models by name for the protocols that name them (v2, metrics); the lead swaps this one resolver for named models.
+  const resolver = modelManagerResolver(models, deps.registry);
+  metrics.watchServing({
+    loaded: () => resolver.loaded().map(({ name, model }) => ({ name, version: model.info.version, testAccuracy: model.info.testAccuracy })),
+    pendingImages: () => resolver.loaded().reduce((sum, { model }) => sum + model.pendingImages, 0),
+  });
   await app.register(predictRoutes, {
     prefix: '/v1',
     models,
@@ -99,6 +112,25 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
     onPredictions: (version, count) => metrics.predictions.inc({ model_version: version }, count),
+    onLatency: (model, seconds) => metrics.predictDuration.observe({ model: resolver.nameOf(model) }, seconds),
+  });
+  await app.register(inferenceV2Routes, {
+    resolver,
+    server: { name: PACKAGE.name, version: PACKAGE.version },
+    maxInstances: config.predictMaxInstances,
+    bodyLimit: config.bodyLimit,
+    rateLimitPerMinute: config.predictRateLimit,
+    onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),
+    onLatency: (name, seconds) => metrics.predictDuration.observe({ model: name }, seconds),
+  });
+  await app.register(tfServingRoutes, {
+    resolver,
+    maxInstances: config.predictMaxInstances,
+    maxPixels: config.predictMaxPixels,
+    bodyLimit: config.bodyLimit,
+    rateLimitPerMinute: config.predictRateLimit,
+    onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),
+    onLatency: (name, seconds) => metrics.predictDuration.observe({ model: name }, seconds),
   });
   const jobs = deps.jobs;
   await app.register(opsRoutes, { models, metrics, ...(jobs ? { pingRedis: () => jobs.ping() } : {}) });

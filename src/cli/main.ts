@@ -4,6 +4,7 @@ const COMMANDS: Record<string, string> = {
   train: 'Train the seed CNN (see `digits train --help`)',
   evaluate: 'Evaluate a saved model on the test split',
   summary: 'Print the model summary (layers, output shapes, parameters)',
+  export: 'Write a model directory as another format (`digits export --format onnx --model DIR`)',
   predict: 'Classify image files with a running service or a model directory',
   serve: 'Run the HTTP API',
   worker: 'Run a training worker (BullMQ, concurrency 1)',

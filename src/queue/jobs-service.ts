@@ -332,6 +332,32 @@ export class JobsService {
     }
   }
 
+  /**
+   * Calls listener once for each job this process sees finish (completed, failed
+   * or cancelled), with its final view, for the job metrics. Jobs that only move
+   * on to a retry are not finished. Returns the function that stops listening.
+   */
+  onFinished(listener: (job: JobView) => void): () => void {
+    const seen = new Set<string>();
+    const check = ({ jobId }: { jobId: string }) => {
+      if (seen.has(jobId)) return;
+      void this.guard(() => this.find(jobId))
+        .then((job) => {
+          if (!job || !isFinished(job.state) || seen.has(jobId)) return;
+          seen.add(jobId);
+          // Bounded: ids are only kept to ignore a second event (failed, then removed) for the same job.
+          if (seen.size > 10_000) seen.delete(seen.values().next().value!);
+          listener(job);
+        })
+        .catch(() => {}); // Redis away: this job goes uncounted rather than failing anything
+    };
+    const events = ['completed', 'failed', 'removed'] as const;
+    for (const event of events) this.queueEvents.on(event, check);
+    return () => {
+      for (const event of events) this.queueEvents.off(event, check);
+    };
+  }
+
   /** Resolves when Redis answers (GET /readyz). */
   ping(): Promise<void> {
     return this.guard(async () => {

@@ -20,6 +20,19 @@ type Folded = {
   headBias: tf.Tensor1D;
 };
 
+export interface PlainTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** InferenceNet's weights: conv kernels [kh, kw, in, out] and biases per block, head [in, classes] and bias. */
+export interface FoldedWeights {
+  kernels: PlainTensor[];
+  biases: PlainTensor[];
+  headKernel: PlainTensor;
+  headBias: PlainTensor;
+}
+
 export class InferenceNet {
   private constructor(private readonly folded: Folded) {}
 
@@ -61,6 +74,13 @@ export class InferenceNet {
       });
       return tf.add(tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, headKernel), headBias);
     });
+  }
+
+  /** The folded weights as plain arrays with their tfjs shapes (for export to other formats, e.g. ONNX). */
+  foldedWeights(): FoldedWeights {
+    const { kernels, biases, headKernel, headBias } = this.folded;
+    const plain = (t: tf.Tensor) => ({ shape: t.shape, data: t.dataSync() as Float32Array });
+    return { kernels: kernels.map(plain), biases: biases.map(plain), headKernel: plain(headKernel), headBias: plain(headBias) };
   }
 
   dispose(): void {

@@ -5,6 +5,7 @@
 import { decodeImage, MNIST_SIDE, type GrayImage } from './decode.ts';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from './errors.ts';
 import { PREPROCESS_MAX_SIDE, toMnistForm } from './mnist-form.ts';
+import { INPUT_NAME } from './signature.ts';
 
 export const PIXELS = MNIST_SIDE * MNIST_SIDE;
 
@@ -18,7 +19,7 @@ export interface InstanceOptions {
   maxPixels: number;
 }
 
-/** Deepest nesting a valid body has is 5 (`{"instances":[{"pixels":[[…]]}]}`); anything much deeper is hostile. */
+/** Deepest nesting a valid body has is 6 (`{"inputs":{"image":[[[[…]]]]}}`, 28×28×1 rows); anything much deeper is hostile. */
 export const MAX_JSON_DEPTH = 8;
 
 /**
@@ -58,28 +59,66 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 const describe = (value: unknown) =>
   value === null ? 'null' : Array.isArray(value) ? `an array of ${value.length}` : typeof value === 'string' ? 'a string' : typeof value;
 
+/** How JSON pixel values are scaled: 0–255 (`pixel`, what the model's signature states) or 0–1 (`unit`, the Keras habit). */
+export type PixelScale = 'pixel' | 'unit';
+export const PIXEL_SCALES: readonly PixelScale[] = ['pixel', 'unit'];
+
 /** One pixel value; `where` (built only for the message) names it. */
-function pixelValue(v: unknown, where: () => string): number {
-  if (typeof v !== 'number') throw new InvalidPredictRequestError(`${where()} must be a number 0–255, got ${describe(v)}`);
+export function pixelValue(v: unknown, where: () => string, max: number): number {
+  if (typeof v !== 'number') throw new InvalidPredictRequestError(`${where()} must be a number 0–${max}, got ${describe(v)}`);
   // JSON has no NaN, but 1e999 parses to Infinity.
-  if (!Number.isFinite(v) || v < 0 || v > 255) throw new UnprocessableInputError(`${where()} is ${v}; pixel values must be 0–255`);
+  if (!Number.isFinite(v) || v < 0 || v > max) {
+    throw new UnprocessableInputError(`${where()} is ${v}; pixel values must be 0–${max}${max === 1 ? ' with "scale": "unit"' : ''}`);
+  }
   return v;
 }
 
-/** 784 numbers 0–255, flat or as 28 rows of 28. */
-function readPixels(value: unknown, what: string): GrayImage {
+/** A row entry: a number, or a one-element array (the [28, 28, 1] shape Keras models take). */
+function unwrapChannel(v: unknown): unknown {
+  return Array.isArray(v) && v.length === 1 ? v[0] : v;
+}
+
+/**
+ * Brings one image's values (already checked to lie within 0–1 for `unit`, 0–255
+ * otherwise) to 0–255, in place. Without a stated scale, values that all lie
+ * within 0–1 (and are not all 0) are refused: they are almost surely 0–1 floats,
+ * which the model would read as a nearly black image and classify confidently wrong.
+ * `fix` says how this request form states its scale.
+ */
+export function applyScale(pixels: Float32Array, what: string, scale: PixelScale | undefined, fix = '"scale": "unit" beside them'): void {
+  if (scale === 'unit') {
+    for (let i = 0; i < pixels.length; i++) pixels[i] = pixels[i]! * 255;
+  } else if (scale === undefined) {
+    let peak = 0;
+    for (let i = 0; i < pixels.length; i++) peak = Math.max(peak, pixels[i]!);
+    if (peak > 0 && peak <= 1) {
+      throw new UnprocessableInputError(
+        `${what} looks like 0–1 floats (every value is within 0–1), but pixel values are 0–255 (white digit on black); ` +
+          `multiply them by 255, or send ${fix} (or "pixel" if they really are 0–255)`,
+      );
+    }
+  }
+}
+
+/**
+ * 784 numbers, flat, as 28 rows of 28, or 28 rows of 28 one-element arrays (28×28×1),
+ * in the request's scale (see applyScale).
+ */
+function readPixels(value: unknown, what: string, scale: PixelScale | undefined): GrayImage {
   if (!Array.isArray(value)) throw new InvalidPredictRequestError(`${what} must be an array of ${PIXELS} numbers or ${MNIST_SIDE} rows of ${MNIST_SIDE}, got ${describe(value)}`);
+  const max = scale === 'unit' ? 1 : 255;
   const pixels = new Float32Array(PIXELS);
   if (value.length === PIXELS) {
-    for (let i = 0; i < PIXELS; i++) pixels[i] = pixelValue(value[i], () => `${what}[${i}]`);
+    for (let i = 0; i < PIXELS; i++) pixels[i] = pixelValue(value[i], () => `${what}[${i}]`, max);
   } else if (value.length === MNIST_SIDE && value.every(Array.isArray)) {
     value.forEach((row: unknown[], y) => {
       if (row.length !== MNIST_SIDE) throw new UnprocessableInputError(`${what}[${y}] has ${row.length} values; each row must have ${MNIST_SIDE}`);
-      for (let x = 0; x < MNIST_SIDE; x++) pixels[y * MNIST_SIDE + x] = pixelValue(row[x], () => `${what}[${y}][${x}]`);
+      for (let x = 0; x < MNIST_SIDE; x++) pixels[y * MNIST_SIDE + x] = pixelValue(unwrapChannel(row[x]), () => `${what}[${y}][${x}]`, max);
     });
   } else {
     throw new UnprocessableInputError(`${what} has ${value.length} entries; expected ${PIXELS} numbers or ${MNIST_SIDE} rows of ${MNIST_SIDE}`);
   }
+  applyScale(pixels, what, scale);
   return { width: MNIST_SIDE, height: MNIST_SIDE, pixels };
 }
 
@@ -94,8 +133,10 @@ function readBase64(value: unknown, what: string): Uint8Array {
   return Buffer.from(text, 'base64');
 }
 
-function readInstance(value: unknown, what: string): Instance {
-  if (!isObject(value)) throw new InvalidPredictRequestError(`${what} must be an object with "pixels" or "image", got ${describe(value)}`);
+function readInstance(value: unknown, what: string, scale: PixelScale | undefined): Instance {
+  // TF Serving's row format: an instance is the image tensor itself.
+  if (Array.isArray(value)) return { what, image: readPixels(value, what, scale) };
+  if (!isObject(value)) throw new InvalidPredictRequestError(`${what} must be an object with "pixels" or "image", or an array of pixels, got ${describe(value)}`);
   const keys = Object.keys(value);
   const unknown = keys.filter((key) => key !== 'pixels' && key !== 'image');
   if (unknown.length > 0 || keys.length !== 1) {
@@ -103,23 +144,50 @@ function readInstance(value: unknown, what: string): Instance {
       `${what} must have exactly one of "pixels" or "image"${unknown.length ? `; unknown field ${JSON.stringify(unknown[0])}` : ''}`,
     );
   }
-  return 'pixels' in value
-    ? { what: `${what}.pixels`, image: readPixels(value.pixels, `${what}.pixels`) }
-    : { what: `${what}.image`, bytes: readBase64(value.image, `${what}.image`) };
+  if ('pixels' in value) return { what: `${what}.pixels`, image: readPixels(value.pixels, `${what}.pixels`, scale) };
+  // TF Serving names the input: {"image": [[…]]} is pixels, {"image": "<base64>"} an encoded file.
+  if (Array.isArray(value.image)) return { what: `${what}.image`, image: readPixels(value.image, `${what}.image`, scale) };
+  return { what: `${what}.image`, bytes: readBase64(value.image, `${what}.image`) };
 }
 
-/** `{"pixels"}`, `{"image"}` or `{"instances": [those…]}` → instances. */
-export function instancesFromJson(body: unknown, maxInstances: number): Instance[] {
-  if (isObject(body) && 'instances' in body) {
-    const { instances, ...rest } = body;
-    const extra = Object.keys(rest)[0];
-    if (extra !== undefined) throw new InvalidPredictRequestError(`unknown field ${JSON.stringify(extra)} next to "instances"`);
-    if (!Array.isArray(instances)) throw new InvalidPredictRequestError(`"instances" must be an array, got ${describe(instances)}`);
-    if (instances.length === 0) throw new UnprocessableInputError('"instances" is empty; send at least one');
-    if (instances.length > maxInstances) throw new TooManyInstancesError(instances.length, maxInstances);
-    return instances.map((instance, i) => readInstance(instance, `instances[${i}]`));
+function readScale(value: unknown): PixelScale {
+  if (typeof value !== 'string' || !(PIXEL_SCALES as readonly string[]).includes(value)) {
+    throw new InvalidPredictRequestError(`"scale" must be "pixel" (values 0–255) or "unit" (values 0–1), got ${JSON.stringify(value)}`);
   }
-  return [readInstance(body, 'body')];
+  return value as PixelScale;
+}
+
+function readBatch(instances: unknown, field: string, maxInstances: number, scale: PixelScale | undefined): Instance[] {
+  if (!Array.isArray(instances)) throw new InvalidPredictRequestError(`"${field}" must be an array, got ${describe(instances)}`);
+  if (instances.length === 0) throw new UnprocessableInputError(`"${field}" is empty; send at least one`);
+  if (instances.length > maxInstances) throw new TooManyInstancesError(instances.length, maxInstances);
+  return instances.map((instance, i) => readInstance(instance, `${field}[${i}]`, scale));
+}
+
+/**
+ * `{"pixels"}`, `{"image"}`, `{"instances": [those, or pixel arrays…]}` (TF Serving's
+ * row format) or `{"inputs": [pixel arrays…] | {"image": [pixel arrays…]}}` (its
+ * columnar format) → instances. `"scale"` may sit beside any of them.
+ */
+export function instancesFromJson(body: unknown, maxInstances: number): Instance[] {
+  if (!isObject(body)) throw new InvalidPredictRequestError(`body must be an object with "pixels", "image", "instances" or "inputs", got ${describe(body)}`);
+  const { scale: scaleField, ...rest } = body;
+  const scale = 'scale' in body ? readScale(scaleField) : undefined;
+  for (const field of ['instances', 'inputs'] as const) {
+    if (!(field in rest)) continue;
+    const { [field]: batch, ...others } = rest;
+    const extra = Object.keys(others)[0];
+    if (extra !== undefined) throw new InvalidPredictRequestError(`unknown field ${JSON.stringify(extra)} next to "${field}"`);
+    if (field === 'inputs' && isObject(batch)) {
+      const names = Object.keys(batch);
+      if (names.length !== 1 || names[0] !== INPUT_NAME) {
+        throw new InvalidPredictRequestError(`"inputs" names the model's inputs; this model has one, "${INPUT_NAME}" (got ${JSON.stringify(names)})`);
+      }
+      return readBatch(batch[INPUT_NAME], `inputs.${INPUT_NAME}`, maxInstances, scale);
+    }
+    return readBatch(batch, field, maxInstances, scale);
+  }
+  return [readInstance(rest, 'body', scale)];
 }
 
 /** An instance's 784 MNIST-form pixel values (0–255). */

@@ -44,7 +44,7 @@ export interface ServingMetadata {
   normalization?: Partial<Normalization>;
 }
 
-function normalizationOf(metadata: ServingMetadata): Normalization {
+export function normalizationOf(metadata: ServingMetadata): Normalization {
   const recorded = metadata.normalization;
   const { mean, std } = recorded ?? DATASET_SOURCES[metadata.dataset];
   if (typeof mean !== 'number' || typeof std !== 'number' || !Number.isFinite(mean) || !(std > 0)) {
@@ -53,7 +53,8 @@ function normalizationOf(metadata: ServingMetadata): Normalization {
   return { mean, std };
 }
 
-async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
+/** A registry version's tfjs layers model, read as bytes (the caller disposes it). */
+export async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
   const [modelJson, weights] = await Promise.all([
     registry.readArtifact(version, 'model.json'),
     registry.readArtifact(version, 'weights.bin'),
@@ -124,6 +125,11 @@ export class LoadedModel {
     } finally {
       model.dispose();
     }
+  }
+
+  /** Images queued or in a forward pass (metrics). */
+  get pendingImages(): number {
+    return this.batcher.inFlight;
   }
 
   acquire(): void {

@@ -89,6 +89,11 @@ export class ModelManager {
     }));
   }
 
+  /** Every model loaded now: each name's served model, then the pinned versions (metrics). */
+  loadedModels(): LoadedModel[] {
+    return [...this.served.values(), ...this.pinned.values()];
+  }
+
   /** Loads every name's default and starts following the registry. Never throws: the API runs without a model. */
   async start(): Promise<void> {
     await this.refresh();

@@ -1,11 +1,13 @@
 // With API_KEYS set, every /v1 route needs one of the keys, sent as
-// `Authorization: Bearer <key>` or `X-API-Key: <key>`. /healthz and the other
-// operational routes stay open for load balancers and probes.
+// `Authorization: Bearer <key>` or `X-API-Key: <key>`, and so does every Open
+// Inference Protocol model route (/v2/models/…, by matched route). /healthz, /v2,
+// /v2/health/* and the other operational routes stay open for load balancers and probes.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { HttpProblem } from './problem-details.ts';
 
 const PROTECTED_PREFIX = '/v1/';
+const PROTECTED_V2_ROUTES = '/v2/models/';
 
 /** Compares digests, so neither the key's content nor its length leaks through timing. */
 const digest = (text: string) => createHash('sha256').update(text).digest();
@@ -22,7 +24,8 @@ export function useApiKeys(app: FastifyInstance, keys: readonly string[]): void 
   const accepted = keys.map(digest);
   app.addHook('onRequest', async (request) => {
     // CORS preflights never carry credentials; the real request that follows does.
-    if (request.method === 'OPTIONS' || !request.url.startsWith(PROTECTED_PREFIX)) return;
+    const v2Model = request.routeOptions.url?.startsWith(PROTECTED_V2_ROUTES) ?? false;
+    if (request.method === 'OPTIONS' || (!request.url.startsWith(PROTECTED_PREFIX) && !v2Model)) return;
     const key = presentedKey(request.headers);
     if (key === undefined) {
       throw new HttpProblem(401, 'unauthorized', 'Unauthorized', 'an API key is required: send Authorization: Bearer <key> or X-API-Key: <key>', undefined, {

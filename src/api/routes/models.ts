@@ -17,6 +17,10 @@ import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
 import type { ArtifactName, ModelRegistry, ModelVersion } from '../../registry/types.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
 import { NoDefaultVersionError, UnknownModelError } from '../../registry/errors.ts';
+import { loadLayersModel, normalizationOf, type ServingMetadata } from '../../serving/loaded-model.ts';
+import { seedNetToOnnx } from '../../serving/onnx-export.ts';
+import { ModelLoadError } from '../../serving/errors.ts';
+import { signatureOf } from '../../serving/signature.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
 export interface ModelsRoutesOptions {
@@ -75,7 +79,7 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
 
   api.get('/models/:ref', { schema: { params: RefParams } }, async (request) => {
     const { ref } = request.params;
-    if (!isModelName(ref)) return registry.get(ref);
+    if (!isModelName(ref)) return withSignature(await registry.get(ref));
     const versions = await registry.list(ref);
     if (versions.length === 0) throw new UnknownModelError(ref);
     return { name: ref, defaultVersion: versions.find((v) => v.latest)?.version ?? null, versions };
@@ -84,7 +88,7 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
   api.post('/models/:ref/promote', { schema: { params: LegacyVersionParams } }, async (request) => promote(request, request.params.ref));
 
   api.get('/models/:name/versions/:version', { schema: { params: NameVersionParams } }, async (request) =>
-    registry.getVersion(request.params.name, request.params.version),
+    withSignature(await registry.getVersion(request.params.name, request.params.version)),
   );
 
   api.post('/models/:name/versions/:version/promote', { schema: { params: NameVersionParams } }, async (request) => {
@@ -136,6 +140,28 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
     return weights(reply, model, false);
   });
 
+  // The version as ONNX (opset 13, BatchNorm folded; src/serving/onnx-export.ts), built from its tfjs artifacts on request.
+  const onnx = async (reply: FastifyReply, metadata: ModelVersion, moving: boolean) => {
+    const model = await loadLayersModel(registry, metadata.version).catch((error: unknown) => {
+      throw new ModelLoadError(metadata.version, error);
+    });
+    let bytes: Uint8Array;
+    try {
+      bytes = seedNetToOnnx(model, metadata as ServingMetadata);
+    } finally {
+      model.dispose();
+    }
+    reply.header('content-disposition', `attachment; filename="${metadata.model}-${metadata.version}.onnx"`);
+    return sendArtifact(reply, Buffer.from(bytes), ONNX_TYPE, moving, metadata.version);
+  };
+  api.get('/models/:ref/model.onnx', { schema: { params: RefParams } }, async (request, reply) => {
+    const { ref } = request.params;
+    return onnx(reply, await defaultOrVersion(registry, ref), ref === LATEST_ALIAS || isModelName(ref));
+  });
+  api.get('/models/:name/versions/:version/model.onnx', { schema: { params: NameVersionParams } }, async (request, reply) =>
+    onnx(reply, await registry.getVersion(request.params.name, request.params.version), false),
+  );
+
 }
 
 /** `ref` as a name (its default version), a version id, or `latest`. */
@@ -146,6 +172,14 @@ async function defaultOrVersion(registry: ModelRegistry, ref: string): Promise<M
   if ((await registry.list(ref)).length === 0) throw new UnknownModelError(ref);
   throw new NoDefaultVersionError(ref);
 }
+
+/** A version's metadata with its signature (input shape, dtype, value range, polarity, normalisation, class labels). */
+function withSignature(model: ModelVersion) {
+  return { ...model, signature: signatureOf({ dataset: model.dataset, normalization: normalizationOf(model as ServingMetadata) }) };
+}
+
+/** ONNX files have no registered media type; runtimes read the bytes whatever the label. */
+const ONNX_TYPE = 'application/octet-stream';
 
 function sendArtifact(reply: FastifyReply, body: Buffer | string, type: string, moving: boolean, version: string) {
   return reply

@@ -1,14 +1,14 @@
 // POST /v1/predict: classify one image or a batch, for other services.
 // Which model: DEFAULT_MODEL's default version; `?model=NAME` another name's
 // default, `&version=V` a given version of it. POST /v1/models/{name}:predict is
-// the same in TF Serving's URL shape. (Legacy: `?model=<version id>` or `latest`.)
+// TF Serving's protocol for the same models (routes/tf-serving.ts). (Legacy: `?model=<version id>` or `latest`.)
 // Bodies: image/png or image/jpeg (one image); multipart/form-data (one image per
 // file part); application/json {"pixels"}, {"image": base64} or {"instances": [...]}.
 // Everything becomes 784 MNIST-form pixels (src/serving/instances.ts); the model
 // normalises them its own way and micro-batches them with concurrent requests.
 import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { configureSharp } from '../../serving/decode.ts';
 import {
@@ -17,6 +17,7 @@ import {
   UnsupportedPredictMediaTypeError,
 } from '../../serving/errors.ts';
 import { instancePixels, instancesFromJson, parseJsonBody, type Instance } from '../../serving/instances.ts';
+import type { LoadedModel } from '../../serving/loaded-model.ts';
 import type { ModelManager } from '../../serving/model-manager.ts';
 import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
@@ -34,6 +35,8 @@ export interface PredictRoutesOptions {
   rateLimitPerMinute: number;
   /** Sees how many images each model version classified (metrics). */
   onPredictions?: (version: string, count: number) => void;
+  /** Seconds each request took from parsed body to answer, with the model that answered (metrics). */
+  onLatency?: (model: LoadedModel, seconds: number) => void;
 }
 
 const PredictQuery = z.strictObject({
@@ -46,8 +49,6 @@ const PredictQuery = z.strictObject({
   version: z.string().refine(isVersion, { message: `expected a version id like ${VERSION_EXAMPLE}` }).optional(),
   preprocess: z.enum(['mnist']).optional(),
 });
-const NamedPredictQuery = PredictQuery.omit({ model: true });
-const NameParams = z.object({ name: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }) });
 
 /** The lease for `?model=` / `?version=`; a legacy version id in `model` means that version. */
 function leaseFor(models: ModelManager, model: string | undefined, version: string | undefined) {
@@ -60,7 +61,7 @@ function leaseFor(models: ModelManager, model: string | undefined, version: stri
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg'];
 
-class RateLimitExceededError extends Error {
+export class RateLimitExceededError extends Error {
   readonly statusCode = 429;
   constructor(max: number, after: string) {
     super(`rate limit of ${max} predict requests per minute exceeded (PREDICT_RATE_LIMIT); retry in ${after}`);
@@ -78,7 +79,7 @@ class UploadTooLargeError extends Error {
 }
 
 /** The client a rate limit applies to: its API key when it sent one (keys may be shared by many IPs). */
-function clientKey(request: FastifyRequest): string {
+export function clientKey(request: FastifyRequest): string {
   const bearer = /^Bearer\s+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
   const key = bearer ?? request.headers['x-api-key'];
   return typeof key === 'string' ? `key:${key}` : `ip:${request.ip}`;
@@ -139,11 +140,8 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
   }
 
   const rateLimited = options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {};
-  const predict = async (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    choice: { model: string | undefined; version: string | undefined; preprocess: 'mnist' | undefined },
-  ) => {
+  app.withTypeProvider<ZodTypeProvider>().post('/predict', { schema: { querystring: PredictQuery }, ...rateLimited }, async (request, reply) => {
+    const started = process.hrtime.bigint();
     const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
     let instances: Instance[];
     if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
@@ -152,26 +150,18 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
     else throw new UnsupportedPredictMediaTypeError(request.headers['content-type']);
 
     // The model first: with none published, say so before decoding anything.
-    const lease = await leaseFor(models, choice.model, choice.version);
+    const lease = await leaseFor(models, request.query.model, request.query.version);
     try {
-      const preprocess = choice.preprocess === 'mnist';
+      const preprocess = request.query.preprocess === 'mnist';
       const pixels = await Promise.all(instances.map((instance) => instancePixels(instance, { preprocess, maxPixels })));
       const { model } = lease;
       const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
       options.onPredictions?.(model.info.version, predictions.length);
+      options.onLatency?.(model, Number(process.hrtime.bigint() - started) / 1e9);
       reply.header('x-model-version', model.info.version);
       return { predictions, model: model.info };
     } finally {
       lease.release();
     }
-  };
-
-  const api = app.withTypeProvider<ZodTypeProvider>();
-  api.post('/predict', { schema: { querystring: PredictQuery }, ...rateLimited }, (request, reply) =>
-    predict(request, reply, { model: request.query.model, version: request.query.version, preprocess: request.query.preprocess }),
-  );
-  // TF Serving's `:predict` verb. '::' is a literal ':' in a route path; the regex ends the parameter before it.
-  api.post('/models/:name(^[^:/]+)::predict', { schema: { params: NameParams, querystring: NamedPredictQuery }, ...rateLimited }, (request, reply) =>
-    predict(request, reply, { model: request.params.name, version: request.query.version, preprocess: request.query.preprocess }),
-  );
+  });
 }

@@ -1,0 +1,45 @@
+// Shared set-up of the routes that speak another server's protocol (Open
+// Inference Protocol, TF Serving REST): both answer errors as {"error": "<message>"}
+// (with the status and message our problem+json would carry), parse JSON with
+// the predict path's nesting limit, and share /v1/predict's rate limit.
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseJsonBody } from '../../serving/instances.ts';
+import { RateLimitExceededError, clientKey } from '../routes/predict.ts';
+import { problemFor } from './problem-details.ts';
+
+export interface ProtocolJsonOptions {
+  bodyLimit: number;
+  /** Requests per minute per client (PREDICT_RATE_LIMIT); 0 = off. */
+  rateLimitPerMinute: number;
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, bodyLimit: number): FastifyReply {
+  const problem = problemFor(error, bodyLimit);
+  if (!problem) request.log.error({ err: error }, 'unexpected error');
+  else if (problem.status >= 500) request.log.warn({ err: error }, problem.detail);
+  const status = problem?.status ?? 500;
+  const message = problem?.detail ?? `an unexpected error occurred; it is logged under request id ${request.id}`;
+  return reply.code(status).headers(problem?.headers ?? {}).type('application/json; charset=utf-8').send({ error: message });
+}
+
+/** Call first in the plugin; returns the route config that applies the rate limit (spread it into predict-like routes). */
+export async function useProtocolJson(app: FastifyInstance, options: ProtocolJsonOptions): Promise<object> {
+  const { bodyLimit } = options;
+  app.setErrorHandler((error, request, reply) => sendError(request, reply, error, bodyLimit));
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
+    try {
+      done(null, body.length === 0 ? undefined : parseJsonBody(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  if (options.rateLimitPerMinute <= 0) return {};
+  await app.register(rateLimit, {
+    global: false,
+    keyGenerator: clientKey,
+    errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.max, context.after),
+  });
+  return { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } };
+}
