@@ -13,7 +13,7 @@ import { ModelManager } from '../serving/model-manager.ts';
 import { useApiKeys } from './plugins/api-keys.ts';
 import { useJsonBodies } from './plugins/body-parsing.ts';
 import { ServiceMetrics, useMetrics } from './plugins/metrics.ts';
-import { useProblemDetails } from './plugins/problem-details.ts';
+import { clientErrorProblem, frameworkProblem, useProblemDetails } from './plugins/problem-details.ts';
 import { REQUEST_ID_HEADER, requestIdFor, useRequestIds } from './plugins/request-id.ts';
 import { useZodSchemas } from './plugins/zod-schemas.ts';
 import { consoleRoutes } from './routes/console.ts';
@@ -48,14 +48,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: requestIdFor,
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
+    // Bounded time per connection: the whole request (headers and body) must arrive
+    // within REQUEST_TIMEOUT_MS, else 408 and the socket is closed; Node checks
+    // these deadlines every connectionsCheckingInterval, so that is kept well below them.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))) },
+    clientErrorHandler: clientErrorProblem,
+    frameworkErrors: frameworkProblem,
   });
+  app.server.headersTimeout = config.headersTimeoutMs;
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
 
   useRequestIds(app);
   useJsonBodies(app);
   useZodSchemas(app);
   useProblemDetails(app, { bodyLimit: config.bodyLimit });
-  useApiKeys(app, config.apiKeys);
+  useApiKeys(app, { full: config.apiKeys, predict: config.predictApiKeys });
   const metrics = new ServiceMetrics(deps.jobs);
   useMetrics(app, metrics);
   if (config.corsOrigin) {
@@ -91,6 +100,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     models,
     maxInstances: config.predictMaxInstances,
     maxPixels: config.predictMaxPixels,
+    maxRequestPixels: config.predictMaxRequestPixels,
+    decodeConcurrency: config.predictDecodeConcurrency,
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
     onPredictions: (version, count) => metrics.predictions.inc({ model_version: version }, count),

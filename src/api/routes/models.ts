@@ -20,6 +20,9 @@ const VersionParams = z.object({
   }),
 });
 
+/** Model reads are open to predict-only keys (PREDICT_API_KEYS); changes need API_KEYS. */
+const READ = { access: 'predict' } as const;
+
 /** Versions never change, so their artifacts can be cached forever; `latest` moves. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const REVALIDATE = 'no-cache';
@@ -27,11 +30,11 @@ const REVALIDATE = 'no-cache';
 export async function modelsRoutes(app: FastifyInstance, { registry, announce }: ModelsRoutesOptions): Promise<void> {
   const api = app.withTypeProvider<ZodTypeProvider>();
 
-  api.get('/models', async () => ({ models: await registry.list() }));
+  api.get('/models', { config: READ }, async () => ({ models: await registry.list() }));
 
-  api.get('/models/:version', { schema: { params: VersionParams } }, async (request) => registry.get(request.params.version));
+  api.get('/models/:version', { schema: { params: VersionParams }, config: READ }, async (request) => registry.get(request.params.version));
 
-  api.post('/models/:version/promote', { schema: { params: VersionParams } }, async (request) => {
+  api.post('/models/:version/promote', { schema: { params: VersionParams }, config: { access: 'manage' } }, async (request) => {
     const promoted = await registry.promote(request.params.version);
     // The pointer file is the truth; a lost announcement only delays other processes' refresh.
     await announce?.({ type: 'promoted', version: promoted.version }).catch((error: unknown) => {
@@ -40,7 +43,7 @@ export async function modelsRoutes(app: FastifyInstance, { registry, announce }:
     return promoted;
   });
 
-  api.get('/models/:version/model.json', { schema: { params: VersionParams } }, async (request, reply) => {
+  api.get('/models/:version/model.json', { schema: { params: VersionParams }, config: READ }, async (request, reply) => {
     const { version } = request.params;
     const model = await registry.get(version);
     let body: Buffer | string = await registry.readArtifact(model.version, 'model.json');
@@ -54,7 +57,7 @@ export async function modelsRoutes(app: FastifyInstance, { registry, announce }:
     return sendArtifact(reply, body, 'application/json; charset=utf-8', version, model.version);
   });
 
-  api.get('/models/:version/weights.bin', { schema: { params: VersionParams } }, async (request, reply) => {
+  api.get('/models/:version/weights.bin', { schema: { params: VersionParams }, config: READ }, async (request, reply) => {
     const { version } = request.params;
     const resolved = version === LATEST_ALIAS ? (await registry.get(version)).version : version;
     const body = await registry.readArtifact(resolved, 'weights.bin' satisfies ArtifactName);

@@ -14,7 +14,7 @@ export interface OpsRoutesOptions {
 export async function opsRoutes(app: FastifyInstance, { models, metrics, pingRedis }: OpsRoutesOptions): Promise<void> {
   // Ready means the API can do its work: Redis answers (jobs, model announcements).
   // Having no model yet is not "unready": jobs can still be posted to train one.
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
     let redis: 'up' | 'down' | 'not-configured' = 'not-configured';
     let redisError: string | undefined;
     if (pingRedis) {
@@ -35,7 +35,7 @@ export async function opsRoutes(app: FastifyInstance, { models, metrics, pingRed
     });
   });
 
-  app.get('/metrics', async (_request, reply) =>
+  app.get('/metrics', { config: { access: 'public' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(await metrics.render()),
   );
 }
