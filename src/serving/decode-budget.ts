@@ -5,7 +5,7 @@
 // libvips on libuv's thread pool; DecodeSlots caps how many run at once so that
 // bombs queue behind each other instead of taking every core and every pool
 // thread (which file reads share) from the requests that are cheap.
-import { PixelBudgetExceededError } from './errors.ts';
+import { PixelBudgetExceededError, UnprocessableInputError } from './errors.ts';
 
 /** A counting semaphore: at most `limit` tasks run at once, the rest wait in order. */
 export class DecodeSlots {
@@ -33,10 +33,18 @@ export class DecodeSlots {
   }
 }
 
-/** Refuses a request whose images declare more pixels in total than `maxRequestPixels`. */
-export function chargePixels(declared: readonly { what: string; width: number; height: number }[], maxRequestPixels: number): number {
+/**
+ * Refuses a request with an image larger than `maxPixels` (422, that image named)
+ * or whose images declare more than `maxRequestPixels` together (413).
+ */
+export function chargePixels(declared: readonly { what: string; width: number; height: number }[], maxPixels: number, maxRequestPixels: number): number {
   let total = 0;
-  for (const image of declared) total += image.width * image.height;
+  for (const { what, width, height } of declared) {
+    if (width * height > maxPixels) {
+      throw new UnprocessableInputError(`${what} declares ${width}×${height} pixels; at most ${maxPixels} pixels are accepted (PREDICT_MAX_PIXELS)`);
+    }
+    total += width * height;
+  }
   if (total > maxRequestPixels) throw new PixelBudgetExceededError(declared.length, total, maxRequestPixels);
   return total;
 }

@@ -62,7 +62,7 @@ export class PixelBudgetExceededError extends Error {
   readonly statusCode = 413;
   constructor(images: number, total: number, max: number) {
     super(
-      `the ${images} image${images === 1 ? '' : 's'} in this request declare ${total} pixels in total; ` +
+      `${images === 1 ? 'the image in this request declares' : `the ${images} images in this request declare`} ${total} pixels in total; ` +
         `at most ${max} are decoded per request (PREDICT_MAX_REQUEST_PIXELS)`,
     );
     this.name = 'PixelBudgetExceededError';

@@ -152,7 +152,7 @@ export async function instancesPixels(instances: Instance[], options: InstanceOp
     instances.map((instance) => ('bytes' in instance ? readImageHeader(instance.bytes, instance.what) : undefined)),
   );
   const declared = headers.flatMap((header, i) => (header ? [{ what: instances[i]!.what, width: header.width, height: header.height }] : []));
-  chargePixels(declared, options.maxRequestPixels);
+  chargePixels(declared, options.maxPixels, options.maxRequestPixels);
   return Promise.all(
     instances.map((instance, i) => {
       const header = headers[i];
