@@ -60,11 +60,15 @@ function typeFromErrorName(name: string): [slug: string, title: string] {
   return [words.join('-'), title.charAt(0).toUpperCase() + title.slice(1)];
 }
 
+/** Client-chosen names (unknown fields, query parameters) are echoed at most this long. */
+const MAX_NAME_ECHO = 64;
+const clip = (name: string) => (name.length > MAX_NAME_ECHO ? `${name.slice(0, MAX_NAME_ECHO)}…` : name);
+
 function zodErrors(error: z.ZodError): FieldError[] {
   return error.issues.flatMap((issue) => {
-    const path = issue.path.map(String).join('.');
+    const path = issue.path.map((part) => clip(String(part))).join('.');
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ path: path ? `${path}.${key}` : key, message: `unknown field ${JSON.stringify(key)}` }));
+      return issue.keys.map(clip).map((key) => ({ path: path ? `${path}.${key}` : key, message: `unknown field ${JSON.stringify(key)}` }));
     }
     return [{ path, message: issue.message }];
   });
