@@ -7,6 +7,14 @@ import type { RouteOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import Fastify from 'fastify';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildApp } from '../src/api/app.ts';
+import { loadConfig } from '../src/lib/config.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { useApiKeys } from '../src/api/plugins/api-keys.ts';
 import { waitFor } from './helpers/jobs.ts';
 import { rawRequest } from './helpers/raw-http.ts';
@@ -46,7 +54,7 @@ function concretePath(url: string): string {
 const hex = (c: string) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
 const HEX = (c: string) => hex(c).toUpperCase();
 const segments = (path: string) => path.split('/').slice(1);
-const join = (parts: string[]) => `/${parts.join('/')}`;
+const joinPath = (parts: string[]) => `/${parts.join('/')}`;
 
 /** Spellings of one path that a router, a proxy or a URL parser might treat as the same route. */
 function spellings(path: string): [string, string][] {
@@ -57,16 +65,16 @@ function spellings(path: string): [string, string][] {
   const digit = first.search(/\d/);
   const list: [string, string][] = [
     ['canonical', path],
-    ['first letter %-encoded', letter < 0 ? path : join([first.slice(0, letter) + hex(first[letter]!) + first.slice(letter + 1), ...rest])],
-    ['a digit %-encoded', digit < 0 ? path : join([first.slice(0, digit) + HEX(first[digit]!) + first.slice(digit + 1), ...rest])],
-    ['every character of every segment %-encoded', join(parts.map((p) => [...p].map(hex).join('')))],
+    ['first letter %-encoded', letter < 0 ? path : joinPath([first.slice(0, letter) + hex(first[letter]!) + first.slice(letter + 1), ...rest])],
+    ['a digit %-encoded', digit < 0 ? path : joinPath([first.slice(0, digit) + HEX(first[digit]!) + first.slice(digit + 1), ...rest])],
+    ['every character of every segment %-encoded', joinPath(parts.map((p) => [...p].map(hex).join('')))],
     ['upper case', path.toUpperCase()],
-    ['mixed case', join(parts.map((p) => p.replace(/^./, (c) => c.toUpperCase())))],
+    ['mixed case', joinPath(parts.map((p) => p.replace(/^./, (c) => c.toUpperCase())))],
     ['double slashes', `/${path.replaceAll('/', '//')}`],
-    ['dot segments', join([first, '.', ...(rest.length ? [rest[0]!, '..', ...rest] : ['x', '..'])])],
-    ['encoded dot segments', join([first, '%2e', ...rest])],
+    ['dot segments', joinPath([first, '.', ...(rest.length ? [rest[0]!, '..', ...rest] : ['x', '..'])])],
+    ['encoded dot segments', joinPath([first, '%2e', ...rest])],
     ['trailing slash', `${path}/`],
-    ['semicolon parameter', join([`${first};x=1`, ...rest])],
+    ['semicolon parameter', joinPath([`${first};x=1`, ...rest])],
     ['encoded slash', rest.length ? `/${first}%2F${rest.join('/')}` : `${path}%2F`],
     ['NUL appended', `${path}%00`],
     ['backslash', path.replaceAll('/', '\\').replace(/^\\/, '/')],
@@ -238,5 +246,39 @@ describe('a route without an access policy', () => {
     app.get('/forgotten', async () => 'oops');
     await expect(app.ready()).rejects.toThrow(/without an access policy.*GET \/forgotten/);
     await app.close().catch(() => {});
+  });
+});
+
+describe('keys never reach logs or metrics', () => {
+  it('logs at trace level and /metrics mention no key, valid or not, whichever header carried it', async () => {
+    const lines: string[] = [];
+    const root = await mkdtemp(join(tmpdir(), 'access-logs-'));
+    const config = loadConfig({ MODEL_DIR: join(root, 'models'), DATA_DIR: join(root, 'data'), API_KEYS: FULL_KEY, PREDICT_API_KEYS: PREDICT_KEY, PREDICT_RATE_LIMIT: '100', LOG_LEVEL: 'trace' });
+    // The service's own logger (its redaction included), writing where the test can read.
+    const logger = createLogger(config, {}, { write: (line: string) => void lines.push(line) });
+    const app = await buildApp({ config, registry: new FileSystemRegistry(config.modelDir), logger });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      for (const headers of [
+        { authorization: `Bearer ${FULL_KEY}` } as Record<string, string>,
+        { 'x-api-key': PREDICT_KEY },
+        { authorization: 'Bearer not-a-key-7890' },
+        { 'x-api-key': FULL_KEY, authorization: `Bearer ${PREDICT_KEY}` },
+      ]) {
+        for (const path of ['/v1/models', '/v1/predict', '/v1/nothing']) {
+          await rawRequest(base, { method: path === '/v1/predict' ? 'POST' : 'GET', path, headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
+        }
+      }
+      const metrics = (await rawRequest(base, { path: '/metrics' })).body;
+      expect(lines.length).toBeGreaterThan(10);
+      for (const secret of [FULL_KEY, PREDICT_KEY, 'not-a-key-7890']) {
+        expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+        expect(metrics).not.toContain(secret);
+      }
+    } finally {
+      await app.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
