@@ -2,7 +2,7 @@
 // image requests: issue 9's finding was 4.9 s. Runs `digits serve` from this
 // checkout, and optionally from another checkout (BENCH_BEFORE_ROOT, e.g. a
 // worktree of the commit before the decode budget), with the same model and the
-// same payloads, one after the other:
+// same payloads, alternating run by run:
 //   idle          — no load, the baseline
 //   max-budget    — each request one 4800×4800 PNG (23.04 M pixels, the most one
 //                   request may decode under the default PREDICT_MAX_REQUEST_PIXELS), ?preprocess=mnist
@@ -12,7 +12,7 @@
 // min/p50/p90/p99/max are reported. Results: bench/results/healthz-under-bombs.json.
 //
 //   nice -n 10 npx tsx bench/healthz-under-bombs.ts   (BENCH_DURATION=seconds per scenario, default 10;
-//                                                    BENCH_BEFORE_ROOT=/path/to/other/checkout)
+//                                                    BENCH_ROUNDS, default 3; BENCH_BEFORE_ROOT=/path/to/other/checkout)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execSync } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -27,6 +27,7 @@ import { seedNetOutput } from '../test/helpers/serving.ts';
 const ROOT = join(import.meta.dirname, '..');
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
 const CLIENTS = 8;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SIDE = 4800;
 
 /** A blank (white) gray SIDE×SIDE PNG: ~23 KB that inflate to 23 M pixels. */
@@ -126,41 +127,58 @@ async function main(): Promise<void> {
 
   const checkouts: [string, string][] = [['after', ROOT]];
   if (process.env.BENCH_BEFORE_ROOT) checkouts.unshift(['before', process.env.BENCH_BEFORE_ROOT]);
-  const runs = [];
+  // Both servers run side by side (the idle one costs nothing) and the runs alternate,
+  // round after round, so that the shared machine's changing load hits both alike.
+  const servers: { label: string; root: string; base: string; commit: string; process: ChildProcess }[] = [];
+  const runs: ({ round: number; checkout: string; commit: string; scenario: string; clients: number; loadAverage: { start: number[]; end: number[] } } & Awaited<ReturnType<typeof scenario>>)[] = [];
   try {
     for (const [label, root] of checkouts) {
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;
-      const server = startServer(root, { PORT: String(port), HOST: '127.0.0.1', MODEL_DIR: modelDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' });
-      try {
-        await waitUntilUp(base);
-        const commit = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim();
-        for (const [name, body] of [['idle', undefined], ['max-budget', maxBudget], ['issue-payload', issuePayload]] as const) {
+      const commit = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim();
+      servers.push({ label, root, base, commit, process: startServer(root, { PORT: String(port), HOST: '127.0.0.1', MODEL_DIR: modelDir, REDIS_URL: redis.url, LOG_LEVEL: 'warn' }) });
+    }
+    for (const server of servers) await waitUntilUp(server.base);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const [name, body] of [['idle', undefined], ['max-budget', maxBudget], ['issue-payload', issuePayload]] as const) {
+        for (const server of servers) {
           const loadAtStart = load();
-          const result = await scenario(base, body);
-          const run = { checkout: label, commit, scenario: name, clients: body ? CLIENTS : 0, ...result, loadAverage: { start: loadAtStart, end: load() } };
+          const result = await scenario(server.base, body);
+          const run = { round, checkout: server.label, commit: server.commit, scenario: name, clients: body ? CLIENTS : 0, ...result, loadAverage: { start: loadAtStart, end: load() } };
           runs.push(run);
           console.log(JSON.stringify(run));
         }
-      } finally {
-        server.kill('SIGTERM');
-        await new Promise((resolve) => server.once('exit', resolve));
       }
     }
   } finally {
+    for (const server of servers) {
+      server.process.kill('SIGTERM');
+      await new Promise((resolve) => server.process.once('exit', resolve));
+    }
     await redis.stop();
   }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const summary = servers.flatMap((server) =>
+    ['idle', 'max-budget', 'issue-payload'].map((name) => {
+      const mine = runs.filter((run) => run.checkout === server.label && run.scenario === name);
+      const p99s = mine.map((run) => run.healthzMs.p99);
+      return { checkout: server.label, commit: server.commit, scenario: name, rounds: mine.length, healthzP99Ms: { min: Math.min(...p99s), median: median(p99s), max: Math.max(...p99s) }, healthzP50MsMedian: median(mine.map((run) => run.healthzMs.p50)) };
+    }),
+  );
+  console.table(summary.map((row) => ({ ...row, healthzP99Ms: JSON.stringify(row.healthzP99Ms) })));
   const report = {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, note: 'shared machine: other jobs ran at the same time; see loadAverage per run' },
     settings: {
       durationSecondsPerScenario: DURATION_S,
+      rounds: ROUNDS,
       clients: CLIENTS,
       image: `${SIDE}×${SIDE} blank gray PNG, ${png.length} bytes, sent base64 in JSON with ?preprocess=mnist`,
       bodies: { 'max-budget': maxBudget.length, 'issue-payload': issuePayload.length },
       server: 'digits serve, LOG_LEVEL=warn, everything else default',
       probe: 'sequential GET /healthz, 20 ms pause between probes, over a keep-alive connection',
     },
+    summary,
     runs,
   };
   await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
