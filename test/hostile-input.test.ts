@@ -107,6 +107,8 @@ const CLASSES = [
   'bad query',
   'HTTP framing',
   'oversized URL or headers',
+  'wrong method',
+  'malformed escapes',
 ] as const;
 
 let api: ServingApi;
@@ -319,6 +321,15 @@ async function corpus(): Promise<Case[]> {
   add('oversized URL or headers: 20 KB URL', { path: `/v1/${'a'.repeat(20_000)}` }, /headers/, 431);
   add('oversized URL or headers: 20 KB header', { path: '/v1/models', headers: { 'x-big': 'b'.repeat(20_000) } }, /headers/, 431);
   add('oversized URL or headers: 100 KB cookie', { path: '/v1/models', headers: { cookie: `a=${'c'.repeat(100_000)}` } }, /headers/, 431);
+  // wrong method: unmatched method and path pairs are 404 problems, never a handler
+  add('wrong method: PUT /v1/predict', json('/v1/predict', JSON.stringify({ pixels: zeros }), { method: 'PUT' }), /no route PUT/, 404);
+  add('wrong method: DELETE /v1/jobs', { method: 'DELETE', path: '/v1/jobs' }, /no route DELETE/, 404);
+  add('wrong method: PATCH /v1/models/latest', json('/v1/models/latest', '{}', { method: 'PATCH' }), /no route PATCH/, 404);
+  add('wrong method: GET /v1/predict', { path: '/v1/predict' }, /no route GET/, 404);
+  // malformed escapes in the path: the router cannot decode them
+  add('malformed escapes: truncated UTF-8 escape in a version', { path: '/v1/models/%E0%A4%A/model.json' }, /percent-encoding|version/, 400);
+  add('malformed escapes: %ZZ in a job id', { path: '/v1/jobs/%ZZ' }, /percent-encoding|id/, 400);
+  add('malformed escapes: lone % in a job id', { path: '/v1/jobs/abc%' }, /percent-encoding|id/, 400);
   return cases;
 }
 
