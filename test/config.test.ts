@@ -75,3 +75,50 @@ describe('loadConfig', () => {
     expect((thrown as ConfigError).variable).toBe(variable);
   });
 });
+
+describe('key scopes and request limits', () => {
+  it('has documented defaults and reads overrides', () => {
+    expect(loadConfig({})).toMatchObject({
+      predictApiKeys: [],
+      predictMaxRequestPixels: 24_000_000,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 72_000,
+    });
+    expect(loadConfig({}).predictDecodeConcurrency).toBeGreaterThanOrEqual(1);
+    expect(loadConfig({}).predictDecodeConcurrency).toBeLessThanOrEqual(3);
+    expect(
+      loadConfig({
+        API_KEYS: 'a',
+        PREDICT_API_KEYS: 'p1, p2',
+        PREDICT_MAX_REQUEST_PIXELS: '1000000',
+        PREDICT_DECODE_CONCURRENCY: '2',
+        REQUEST_TIMEOUT_MS: '5000',
+        HEADERS_TIMEOUT_MS: '2000',
+        KEEP_ALIVE_TIMEOUT_MS: '1000',
+      }),
+    ).toMatchObject({
+      apiKeys: ['a'],
+      predictApiKeys: ['p1', 'p2'],
+      predictMaxRequestPixels: 1_000_000,
+      predictDecodeConcurrency: 2,
+      requestTimeoutMs: 5000,
+      headersTimeoutMs: 2000,
+      keepAliveTimeoutMs: 1000,
+    });
+  });
+
+  it.each([
+    [{ PREDICT_API_KEYS: 'p' }, 'PREDICT_API_KEYS', /set API_KEYS too/],
+    [{ HEADERS_TIMEOUT_MS: '40000' }, 'HEADERS_TIMEOUT_MS', /must not exceed REQUEST_TIMEOUT_MS \(30000\)/],
+    [{ REQUEST_TIMEOUT_MS: '0' }, 'REQUEST_TIMEOUT_MS', /expected an integer 100–600000/],
+    [{ PREDICT_DECODE_CONCURRENCY: '0' }, 'PREDICT_DECODE_CONCURRENCY', /expected an integer 1–64/],
+  ])('refuses %j', (env, variable, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+    try {
+      loadConfig(env);
+    } catch (error) {
+      expect((error as ConfigError).variable).toBe(variable);
+    }
+  });
+});

@@ -221,7 +221,7 @@ describe('hostile and wrong input gets a clear 4xx', () => {
   const zeros = () => Array(784).fill(0);
 
   it.each([
-    ['truncated PNG bytes', async () => (await pngOf(strokePixels(1))).subarray(0, 60), 'image/png', 400, /truncated or corrupt|not a readable/],
+    ['truncated PNG bytes', async () => (await pngOf(strokePixels(1))).subarray(0, 60), 'image/png', 400, /truncated/],
     ['text sent as image/png', async () => Buffer.from('definitely not an image'), 'image/png', 400, /not a PNG or JPEG/],
     ['a GIF sent as image/png', async () => Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'), 'image/png', 400, /not a PNG or JPEG/],
     ['an empty image body', async () => Buffer.alloc(0), 'image/png', 400, /empty/],

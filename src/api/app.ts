@@ -9,11 +9,12 @@ import { createLogger, type Logger } from '../lib/logger.ts';
 import type { JobsService } from '../queue/jobs-service.ts';
 import type { ModelAnnouncement } from '../registry/announcements.ts';
 import type { ModelRegistry } from '../registry/types.ts';
+import { DecodeSlots } from '../serving/decode-budget.ts';
 import { ModelManager } from '../serving/model-manager.ts';
 import { useApiKeys } from './plugins/api-keys.ts';
 import { useJsonBodies } from './plugins/body-parsing.ts';
 import { ServiceMetrics, useMetrics } from './plugins/metrics.ts';
-import { useProblemDetails } from './plugins/problem-details.ts';
+import { clientErrorProblem, frameworkProblem, useProblemDetails } from './plugins/problem-details.ts';
 import { REQUEST_ID_HEADER, requestIdFor, useRequestIds } from './plugins/request-id.ts';
 import { useZodSchemas } from './plugins/zod-schemas.ts';
 import { consoleRoutes } from './routes/console.ts';
@@ -52,14 +53,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: requestIdFor,
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
+    // Bounded time per connection: the whole request (headers and body) must arrive
+    // within REQUEST_TIMEOUT_MS, else 408 and the socket is closed; Node checks
+    // these deadlines every connectionsCheckingInterval, so that is kept well below them.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))) },
+    clientErrorHandler: clientErrorProblem,
+    frameworkErrors: frameworkProblem,
   });
+  app.server.headersTimeout = config.headersTimeoutMs;
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
 
   useRequestIds(app);
   useJsonBodies(app);
   useZodSchemas(app);
   useProblemDetails(app, { bodyLimit: config.bodyLimit });
-  useApiKeys(app, config.apiKeys);
+  useApiKeys(app, { full: config.apiKeys, predict: config.predictApiKeys });
   const metrics = new ServiceMetrics(deps.jobs);
   useMetrics(app, metrics);
   if (config.corsOrigin) {
@@ -98,17 +108,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.close();
     await models.stop();
   });
-  // Models by name for the protocols that name them (v2, metrics); the lead swaps this one resolver for named models.
+  // Models by name for the protocols that name them (v2, TF Serving, metrics).
   const resolver = modelManagerResolver(models, deps.registry);
   metrics.watchServing({
     loaded: () => resolver.loaded().map(({ name, model }) => ({ name, version: model.info.version, testAccuracy: model.info.testAccuracy })),
     pendingImages: () => resolver.loaded().reduce((sum, { model }) => sum + model.pendingImages, 0),
   });
+  // One bound on concurrent image decodes for every route that decodes images.
+  const decodeSlots = new DecodeSlots(config.predictDecodeConcurrency);
   await app.register(predictRoutes, {
     prefix: '/v1',
     models,
     maxInstances: config.predictMaxInstances,
     maxPixels: config.predictMaxPixels,
+    maxRequestPixels: config.predictMaxRequestPixels,
+    slots: decodeSlots,
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
     onPredictions: (version, count) => metrics.predictions.inc({ model_version: version }, count),
@@ -127,6 +141,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     resolver,
     maxInstances: config.predictMaxInstances,
     maxPixels: config.predictMaxPixels,
+    maxRequestPixels: config.predictMaxRequestPixels,
+    slots: decodeSlots,
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
     onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),

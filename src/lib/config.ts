@@ -1,6 +1,7 @@
 // Configuration comes from the environment only, and is checked once at start-up:
 // a bad value stops the process with a message naming the variable, instead of
 // surfacing later as a confusing failure deep inside a request or a job.
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { DatasetName } from '../data/types.ts';
@@ -34,6 +35,8 @@ export interface Config {
   logLevel: LogLevel;
   /** API_KEYS: comma-separated keys; when any are set, /v1 routes require one. */
   apiKeys: string[];
+  /** PREDICT_API_KEYS: comma-separated keys that may only predict and read models (needs API_KEYS set too). */
+  predictApiKeys: string[];
   /** BODY_LIMIT: largest accepted request body in bytes; accepts 512kb / 2mb (default 1mb). */
   bodyLimit: number;
   /** CORS_ORIGIN: `*` or comma-separated origins allowed to call the API from browsers; unset disables CORS. */
@@ -56,6 +59,16 @@ export interface Config {
   modelRecheckMs: number;
   /** DEFAULT_MODEL: the model name a bare /v1/predict (and the legacy `latest`) serves (default mnist). */
   defaultModel: string;
+  /** PREDICT_MAX_REQUEST_PIXELS: most width × height decoded for one /v1/predict request, all images together (default 24000000). */
+  predictMaxRequestPixels: number;
+  /** PREDICT_DECODE_CONCURRENCY: most images decoded by sharp at once, process-wide (default cores − 1, 1–3). */
+  predictDecodeConcurrency: number;
+  /** REQUEST_TIMEOUT_MS: longest a client may take to send a whole request, headers and body; then 408 (default 30000). */
+  requestTimeoutMs: number;
+  /** HEADERS_TIMEOUT_MS: longest a client may take to send the request headers; then 408 (default 10000). */
+  headersTimeoutMs: number;
+  /** KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection stays open; longer than load balancers' idle timeouts (default 72000, as fastify). */
+  keepAliveTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -184,6 +197,12 @@ const ENV_SCHEMA = z.object({
     }
     return value;
   }),
+  PREDICT_API_KEYS: list,
+  PREDICT_MAX_REQUEST_PIXELS: integer(784, 1_073_741_824, 24_000_000),
+  PREDICT_DECODE_CONCURRENCY: integer(1, 64, Math.max(1, Math.min(3, availableParallelism() - 1))),
+  REQUEST_TIMEOUT_MS: integer(100, 600_000, 30_000),
+  HEADERS_TIMEOUT_MS: integer(100, 600_000, 10_000),
+  KEEP_ALIVE_TIMEOUT_MS: integer(100, 600_000, 72_000),
 });
 
 /** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
@@ -194,6 +213,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
   }
   const v = parsed.data;
+  if (v.PREDICT_API_KEYS.length > 0 && v.API_KEYS.length === 0) {
+    // Otherwise the management API would be closed to everyone, or (worse, if we guessed) open to everyone.
+    throw new ConfigError('PREDICT_API_KEYS', 'set API_KEYS too: predict-only keys need full keys beside them to manage jobs and models');
+  }
+  if (v.HEADERS_TIMEOUT_MS > v.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('HEADERS_TIMEOUT_MS', `must not exceed REQUEST_TIMEOUT_MS (${v.REQUEST_TIMEOUT_MS}), which covers the headers too`);
+  }
   return {
     port: v.PORT,
     host: v.HOST,
@@ -212,6 +238,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     modelCacheSize: v.MODEL_CACHE_SIZE,
     modelRecheckMs: v.MODEL_RECHECK_MS,
     defaultModel: v.DEFAULT_MODEL,
+    predictApiKeys: v.PREDICT_API_KEYS,
+    predictMaxRequestPixels: v.PREDICT_MAX_REQUEST_PIXELS,
+    predictDecodeConcurrency: v.PREDICT_DECODE_CONCURRENCY,
+    requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: v.HEADERS_TIMEOUT_MS,
+    keepAliveTimeoutMs: v.KEEP_ALIVE_TIMEOUT_MS,
     ...(v.REDIS_URL ? { redisUrl: v.REDIS_URL } : {}),
     ...(v.MNIST_DIR ? { mnistDir: v.MNIST_DIR } : {}),
     ...(v.FASHION_MNIST_DIR ? { fashionMnistDir: v.FASHION_MNIST_DIR } : {}),

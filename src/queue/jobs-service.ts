@@ -94,6 +94,9 @@ export interface JobsServiceParts {
   stopReconnecting?: () => void;
 }
 
+/** How long close() lets BullMQ finish politely before cutting the connections (Redis may have gone mid-close). */
+const CLOSE_GRACE_MS = 2000;
+
 export class JobsService {
   private readonly queue: TrainingQueue;
   private readonly redis: Redis;
@@ -144,8 +147,15 @@ export class JobsService {
   async close(): Promise<void> {
     // A Redis that never came up would otherwise keep BullMQ waiting for "ready" forever.
     this.stopReconnecting();
-    await Promise.allSettled([this.queueEvents.close(), this.queue.close()]);
-    for (const connection of [this.redis, ...this.ownedConnections]) connection.disconnect();
+    const connections = [this.redis, ...this.ownedConnections];
+    // A Redis that went away: BullMQ's close would wait for replies that never come; cut the connections and don't wait.
+    const reachable = connections.every((connection) => connection.status === 'ready');
+    if (!reachable) for (const connection of connections) connection.disconnect();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, reachable ? CLOSE_GRACE_MS : 0)));
+    await Promise.race([Promise.allSettled([this.queueEvents.close(), this.queue.close()]), grace]);
+    clearTimeout(timer);
+    for (const connection of connections) connection.disconnect();
   }
 
   /** Runs a Redis operation with a deadline; connection trouble becomes QueueUnavailableError. */

@@ -4,6 +4,7 @@
 // the declared size is checked against a pixel budget (decompression bombs), and
 // libvips is told to fail on truncated or corrupt data rather than guess.
 // Plain 8-bit grayscale PNGs of the expected size skip sharp (png-fast-path.ts).
+import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { InvalidPredictRequestError, UnprocessableInputError } from './errors.ts';
 import { decodeGrayPng } from './png-fast-path.ts';
@@ -51,9 +52,44 @@ export function imageFormat(bytes: Uint8Array): 'png' | 'jpeg' | undefined {
 
 const reason = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** Decodes `bytes` (named `what` in error messages, e.g. "instances[2].image") to grayscale. */
-export async function decodeImage(bytes: Uint8Array, what: string, options: DecodeOptions): Promise<GrayImage> {
-  configureSharp();
+/** What a header says about an image, read before any pixel is decoded. */
+export interface ImageHeader {
+  format: 'png' | 'jpeg';
+  width: number;
+  height: number;
+}
+
+/**
+ * Walks a PNG's chunks (lengths and CRCs; no inflating) and returns IHDR's size,
+ * or throws naming the fault: libpng/spng's own messages are often just "Unknown error".
+ * Bytes after IEND are ignored, as decoders do.
+ */
+export function readPngHeader(bytes: Uint8Array, what: string): ImageHeader {
+  const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const fault = (text: string) => new InvalidPredictRequestError(`${what} is not a valid PNG: ${text}`);
+  let offset = PNG_SIGNATURE.length;
+  let size: { width: number; height: number } | undefined;
+  for (let index = 0; ; index++) {
+    if (offset + 8 > png.length) throw fault(`truncated after ${offset} bytes, before the IEND chunk`);
+    const length = png.readUInt32BE(offset);
+    const type = png.toString('latin1', offset + 4, offset + 8);
+    if (!/^[A-Za-z]{4}$/.test(type)) throw fault(`chunk ${index} at byte ${offset} has an invalid type`);
+    if (offset + 12 + length > png.length) throw fault(`truncated: chunk ${index} (${type}) declares ${length} bytes, ${Math.max(0, png.length - offset - 12)} remain`);
+    if (crc32(png.subarray(offset + 4, offset + 8 + length)) !== png.readUInt32BE(offset + 8 + length)) {
+      throw fault(`chunk ${index} (${type}) has a bad CRC (corrupt data)`);
+    }
+    if (index === 0) {
+      if (type !== 'IHDR' || length !== 13) throw fault('the first chunk is not a 13-byte IHDR');
+      size = { width: png.readUInt32BE(offset + 8), height: png.readUInt32BE(offset + 12) };
+      if (size.width === 0 || size.height === 0) throw fault(`IHDR declares ${size.width}×${size.height} pixels`);
+    }
+    offset += 12 + length;
+    if (type === 'IEND') return { format: 'png', ...size! };
+  }
+}
+
+/** Format and declared size, from the header only (PNG here, JPEG through libvips on its thread pool). */
+export async function readImageHeader(bytes: Uint8Array, what: string): Promise<ImageHeader> {
   const format = imageFormat(bytes);
   if (!format) {
     const head = Buffer.from(bytes.subarray(0, 8)).toString('hex');
@@ -61,19 +97,24 @@ export async function decodeImage(bytes: Uint8Array, what: string, options: Deco
       bytes.length === 0 ? `${what} is empty; expected a PNG or JPEG image` : `${what} is not a PNG or JPEG image (it starts with bytes ${head})`,
     );
   }
+  if (format === 'png') return readPngHeader(bytes, what);
+  try {
+    // Only the header is read here, so no pixel limit yet: we want to say what size was declared.
+    const { width, height } = await sharp(bytes, { limitInputPixels: false }).metadata();
+    return { format, width, height };
+  } catch (error) {
+    throw new InvalidPredictRequestError(`${what} is not a readable JPEG image: ${reason(error)}`);
+  }
+}
+
+/** Decodes `bytes` (named `what` in error messages, e.g. "instances[2].image") to grayscale. */
+export async function decodeImage(bytes: Uint8Array, what: string, options: DecodeOptions, header?: ImageHeader): Promise<GrayImage> {
+  configureSharp();
+  const { format, width, height } = header ?? (await readImageHeader(bytes, what));
   const side = options.expectSide;
   if (side !== undefined && format === 'png') {
     const pixels = decodeGrayPng(bytes, side);
     if (pixels) return { width: side, height: side, pixels };
-  }
-
-  let width: number;
-  let height: number;
-  try {
-    // Only the header is read here, so no pixel limit yet: we want to say what size was declared.
-    ({ width, height } = await sharp(bytes, { limitInputPixels: false }).metadata());
-  } catch (error) {
-    throw new InvalidPredictRequestError(`${what} is not a readable ${format.toUpperCase()} image: ${reason(error)}`);
   }
   if (width * height > options.maxPixels) {
     throw new UnprocessableInputError(
@@ -95,6 +136,9 @@ export async function decodeImage(bytes: Uint8Array, what: string, options: Deco
     const { data, info } = await pipeline.greyscale().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, pixels: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (error) {
-    throw new InvalidPredictRequestError(`${what} could not be decoded (truncated or corrupt ${format.toUpperCase()}): ${reason(error)}`);
+    const why = reason(error).trim();
+    throw new InvalidPredictRequestError(
+      `${what} could not be decoded (truncated or corrupt ${format.toUpperCase()} data)${why && why !== 'Unknown error' ? `: ${why}` : ''}`,
+    );
   }
 }

@@ -56,3 +56,15 @@ export class ModelLoadError extends Error {
     this.name = 'ModelLoadError';
   }
 }
+
+/** The images of one request declare more pixels than PREDICT_MAX_REQUEST_PIXELS (decoding cost). */
+export class PixelBudgetExceededError extends Error {
+  readonly statusCode = 413;
+  constructor(images: number, total: number, max: number) {
+    super(
+      `${images === 1 ? 'the image in this request declares' : `the ${images} images in this request declare`} ${total} pixels in total; ` +
+        `at most ${max} are decoded per request (PREDICT_MAX_REQUEST_PIXELS)`,
+    );
+    this.name = 'PixelBudgetExceededError';
+  }
+}

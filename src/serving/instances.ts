@@ -2,7 +2,9 @@
 // instance ends up as 784 pixel values 0–255 (28×28, MNIST form), ready for a
 // model's own normalisation. JSON is checked by hand rather than with a schema:
 // it is the hot path, and every message names the exact field that is wrong.
-import { decodeImage, MNIST_SIDE, type GrayImage } from './decode.ts';
+import { ForbiddenJsonKeyError, parseClientJson } from '../lib/safe-json.ts';
+import { chargePixels, type DecodeSlots } from './decode-budget.ts';
+import { decodeImage, MNIST_SIDE, readImageHeader, type GrayImage, type ImageHeader } from './decode.ts';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from './errors.ts';
 import { PREPROCESS_MAX_SIDE, toMnistForm } from './mnist-form.ts';
 import { INPUT_NAME } from './signature.ts';
@@ -47,8 +49,9 @@ export function parseJsonBody(body: Buffer): unknown {
     }
   }
   try {
-    return JSON.parse(body.toString('utf8'));
+    return parseClientJson(body.toString('utf8'));
   } catch (error) {
+    if (error instanceof ForbiddenJsonKeyError) throw new InvalidPredictRequestError(error.message);
     throw new InvalidPredictRequestError(`body is not valid JSON: ${(error as Error).message}`);
   }
 }
@@ -190,11 +193,39 @@ export function instancesFromJson(body: unknown, maxInstances: number): Instance
   return [readInstance(rest, 'body', scale)];
 }
 
-/** An instance's 784 MNIST-form pixel values (0–255). */
-export async function instancePixels(instance: Instance, options: InstanceOptions): Promise<Uint8Array | Float32Array> {
+/** An instance's 784 MNIST-form pixel values (0–255). `header`: already read by instancesPixels. */
+export async function instancePixels(instance: Instance, options: InstanceOptions, header?: ImageHeader): Promise<Uint8Array | Float32Array> {
   if ('image' in instance) return options.preprocess ? toMnistForm(instance.image, instance.what) : instance.image.pixels;
   const image = options.preprocess
-    ? await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 255, maxSide: PREPROCESS_MAX_SIDE })
-    : await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 0, expectSide: MNIST_SIDE });
+    ? await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 255, maxSide: PREPROCESS_MAX_SIDE }, header)
+    : await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 0, expectSide: MNIST_SIDE }, header);
   return options.preprocess ? toMnistForm(image, instance.what) : image.pixels;
+}
+
+export interface RequestBudget {
+  /** Most pixels all encoded images of one request may declare together (PREDICT_MAX_REQUEST_PIXELS). */
+  maxRequestPixels: number;
+  /** Process-wide bound on concurrent decodes (PREDICT_DECODE_CONCURRENCY). */
+  slots: DecodeSlots;
+}
+
+/**
+ * All instances of one request → pixels, within the request's budget: every header
+ * is read first (no pixels decoded), the declared sizes are charged against
+ * maxRequestPixels, and only then is anything decoded, each image in a decode slot.
+ * 28×28 grayscale PNGs (the fast path, microseconds each) and JSON pixels skip the slots.
+ */
+export async function instancesPixels(instances: Instance[], options: InstanceOptions & RequestBudget): Promise<(Uint8Array | Float32Array)[]> {
+  const headers = await Promise.all(
+    instances.map((instance) => ('bytes' in instance ? readImageHeader(instance.bytes, instance.what) : undefined)),
+  );
+  const declared = headers.flatMap((header, i) => (header ? [{ what: instances[i]!.what, width: header.width, height: header.height }] : []));
+  chargePixels(declared, options.maxPixels, options.maxRequestPixels);
+  return Promise.all(
+    instances.map((instance, i) => {
+      const header = headers[i];
+      const cheap = !header || (!options.preprocess && header.format === 'png' && header.width === MNIST_SIDE && header.height === MNIST_SIDE);
+      return cheap ? instancePixels(instance, options, header) : options.slots.run(() => instancePixels(instance, options, header));
+    }),
+  );
 }

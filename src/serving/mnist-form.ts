@@ -31,16 +31,25 @@ function inkOf(image: GrayImage, what: string): Float32Array {
   const paper = median(borderValues(image));
   // Dark ink on light paper (the usual photo or drawing) is inverted to MNIST's light-on-dark.
   const invert = paper > 127;
-  const ink = Float32Array.from(image.pixels, (v) => (invert ? 255 - v : v));
+  // Plain loops, not Float32Array.from/map with callbacks: this runs on the event
+  // loop for up to PREPROCESS_MAX_SIDE² pixels, where per-pixel callbacks cost tens of ms.
+  const { pixels } = image;
+  const ink = new Float32Array(pixels.length);
+  let peak = 0;
+  for (let i = 0; i < pixels.length; i++) {
+    const v = invert ? 255 - pixels[i]! : pixels[i]!;
+    ink[i] = v;
+    if (ink[i]! > peak) peak = ink[i]!;
+  }
   const background = invert ? 255 - paper : paper;
-  const peak = ink.reduce((max, v) => Math.max(max, v), 0);
   if (peak - background < MIN_CONTRAST) {
     throw new UnprocessableInputError(
       `${what} shows no digit to preprocess: ink and background differ by ${Math.round(peak - background)} of 255 gray levels`,
     );
   }
   const floor = background + NOISE_FLOOR * (peak - background);
-  return ink.map((v) => Math.min(255, Math.max(0, ((v - floor) / (peak - floor)) * 255)));
+  for (let i = 0; i < ink.length; i++) ink[i] = Math.min(255, Math.max(0, ((ink[i]! - floor) / (peak - floor)) * 255));
+  return ink;
 }
 
 function boundingBox(ink: Float32Array, width: number, height: number) {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApp } from '../../src/api/app.ts';
 import { loadConfig } from '../../src/lib/config.ts';
 import { JobsService } from '../../src/queue/jobs-service.ts';
@@ -51,7 +51,13 @@ export interface ServingApi {
 }
 
 /** The real app (buildApp) on a free port, with the test Redis for jobs and model announcements. */
-export async function startServingApi(options: { redisUrl: string; env?: Record<string, string>; modelDir?: string }): Promise<ServingApi> {
+export async function startServingApi(options: {
+  redisUrl: string;
+  env?: Record<string, string>;
+  modelDir?: string;
+  /** Sees every route the app registers (AppDeps.onRoute). */
+  onRoute?: (route: RouteOptions) => void;
+}): Promise<ServingApi> {
   const root = await mkdtemp(join(tmpdir(), 'serving-api-'));
   const config = loadConfig({
     MODEL_DIR: options.modelDir ?? join(root, 'models'),
@@ -64,7 +70,13 @@ export async function startServingApi(options: { redisUrl: string; env?: Record<
   const prefix = `test-serving-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix });
   const redis = connectRedis(options.redisUrl, 'api').on('error', () => {});
-  const app = await buildApp({ config, registry, jobs, announce: (announcement) => announceModel(redis, announcement) });
+  const app = await buildApp({
+    config,
+    registry,
+    jobs,
+    announce: (announcement) => announceModel(redis, announcement),
+    ...(options.onRoute ? { onRoute: options.onRoute } : {}),
+  });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return {

@@ -6,25 +6,43 @@
 // Anything else, text/plain included, is 415. A route plugin that takes another
 // media type (images, multipart) adds its own parser inside its own scope.
 import type { FastifyInstance } from 'fastify';
+import { ForbiddenJsonKeyError, parseClientJson } from '../../lib/safe-json.ts';
 import { HttpProblem } from './problem-details.ts';
 
+/** Client JSON → value, or the problem that says what is wrong with it. */
+function parseBody(text: string): unknown {
+  try {
+    return parseClientJson(text);
+  } catch (error) {
+    if (error instanceof ForbiddenJsonKeyError) throw new HttpProblem(400, 'forbidden-json-key', 'Forbidden JSON key', error.message);
+    throw new HttpProblem(400, 'malformed-json', 'Malformed JSON', `the request body is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
 export function useJsonBodies(app: FastifyInstance): void {
-  const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
-    parseJson(request, text, done);
+    try {
+      done(null, parseBody(text));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
   });
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) => {
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
-    parseJson(request, text, (error: Error | null, value?: unknown) => {
-      if (!error) return done(null, value);
-      done(
+    let value: unknown;
+    try {
+      value = parseClientJson(text);
+    } catch (error) {
+      if (error instanceof ForbiddenJsonKeyError) return done(new HttpProblem(400, 'forbidden-json-key', 'Forbidden JSON key', error.message), undefined);
+      return done(
         new HttpProblem(415, 'unsupported-media-type', 'Unsupported media type', 'form-encoded bodies are not supported; send JSON with Content-Type: application/json'),
         undefined,
       );
-    });
+    }
+    done(null, value);
   });
 }

@@ -9,7 +9,9 @@
 //     errors such as the queue's JobNotFoundError, which declare their status)
 //   - anything else is a bug: 500, logged with its stack, no internals in the response.
 import { isRedisUnavailableError } from '../../lib/redis-errors.ts';
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { CorruptArtifactError, InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../../registry/errors.ts';
@@ -58,11 +60,15 @@ function typeFromErrorName(name: string): [slug: string, title: string] {
   return [words.join('-'), title.charAt(0).toUpperCase() + title.slice(1)];
 }
 
+/** Client-chosen names (unknown fields, query parameters) are echoed at most this long. */
+const MAX_NAME_ECHO = 64;
+const clip = (name: string) => (name.length > MAX_NAME_ECHO ? `${name.slice(0, MAX_NAME_ECHO)}…` : name);
+
 function zodErrors(error: z.ZodError): FieldError[] {
   return error.issues.flatMap((issue) => {
-    const path = issue.path.map(String).join('.');
+    const path = issue.path.map((part) => clip(String(part))).join('.');
     if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ path: path ? `${path}.${key}` : key, message: `unknown field ${JSON.stringify(key)}` }));
+      return issue.keys.map(clip).map((key) => ({ path: path ? `${path}.${key}` : key, message: `unknown field ${JSON.stringify(key)}` }));
     }
     return [{ path, message: issue.message }];
   });
@@ -114,15 +120,25 @@ export function problemFor(error: unknown, bodyLimit: number): HttpProblem | und
   return undefined;
 }
 
-function send(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem): FastifyReply {
-  const body: Problem = {
+/** Longest URL echoed back in `instance` or a detail: a 10 KB URL is not repeated to its sender. */
+const MAX_URL_ECHO = 256;
+const echoUrl = (url: string) => (url.length > MAX_URL_ECHO ? `${url.slice(0, MAX_URL_ECHO)}…` : url);
+
+function problemBody(problem: HttpProblem, instance: string, requestId: string): Problem {
+  return {
     type: problem.slug === 'about:blank' ? 'about:blank' : `${TYPE_PREFIX}${problem.slug}`,
     title: problem.title,
     status: problem.status,
     detail: problem.detail,
-    instance: request.url,
-    requestId: request.id,
+    instance,
+    requestId,
     ...(problem.errors ? { errors: problem.errors } : {}),
+  };
+}
+
+function send(request: FastifyRequest, reply: FastifyReply, problem: HttpProblem): FastifyReply {
+  const body: Problem = {
+    ...problemBody(problem, echoUrl(request.url), request.id),
   };
   return reply.code(problem.status).headers(problem.headers).type(PROBLEM_CONTENT_TYPE).send(body);
 }
@@ -148,6 +164,53 @@ export function useProblemDetails(app: FastifyInstance, options: { bodyLimit: nu
   });
 
   app.setNotFoundHandler((request, reply) =>
-    send(request, reply, new HttpProblem(404, 'route-not-found', 'Not found', `no route ${request.method} ${request.url.split('?')[0]}`)),
+    send(request, reply, new HttpProblem(404, 'route-not-found', 'Not found', `no route ${request.method} ${echoUrl(request.url.split('?')[0]!)}`)),
   );
+}
+
+/**
+ * For Fastify's `frameworkErrors`: URLs the router cannot take (a path segment
+ * longer than maxParamLength → 414, a malformed escape → 400), answered as
+ * problems without repeating the URL in the detail.
+ */
+export function frameworkProblem(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const problem =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? new HttpProblem(414, 'uri-too-long', 'URI too long', 'a path segment of the URL is longer than the router accepts (100 characters)')
+      : error.code === 'FST_ERR_BAD_URL'
+        ? new HttpProblem(400, 'bad-url', 'Bad URL', 'the URL path has an invalid percent-encoding')
+        : new HttpProblem(400, 'bad-request', 'Bad request', error.message);
+  return send(request, reply, problem);
+}
+
+/** Errors Node's HTTP parser and timers raise before a request reaches Fastify, by `code`. */
+const CLIENT_ERRORS: Record<string, [status: number, slug: string, title: string, detail: string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'request-timeout', 'Request timeout', 'the request was not received in time (REQUEST_TIMEOUT_MS / HEADERS_TIMEOUT_MS); the connection is closed'],
+  HPE_HEADER_OVERFLOW: [431, 'headers-too-large', 'Request header fields too large', 'the request line and headers together are larger than 16 KB (Node.js maxHeaderSize)'],
+  HPE_INVALID_METHOD: [400, 'bad-request', 'Bad request', 'malformed HTTP request: unknown method'],
+  HPE_INVALID_URL: [400, 'bad-request', 'Bad request', 'malformed HTTP request: invalid URL in the request line'],
+  HPE_INVALID_HEADER_TOKEN: [400, 'bad-request', 'Bad request', 'malformed HTTP request: invalid character in a header'],
+  HPE_INVALID_CONTENT_LENGTH: [400, 'bad-request', 'Bad request', 'malformed HTTP request: invalid Content-Length'],
+  HPE_UNEXPECTED_CONTENT_LENGTH: [400, 'bad-request', 'Bad request', 'malformed HTTP request: Content-Length together with Transfer-Encoding'],
+  HPE_INVALID_TRANSFER_ENCODING: [400, 'bad-request', 'Bad request', 'malformed HTTP request: invalid Transfer-Encoding'],
+  HPE_INVALID_CHUNK_SIZE: [400, 'bad-request', 'Bad request', 'malformed HTTP request: invalid chunk size'],
+  HPE_INVALID_VERSION: [400, 'bad-request', 'Bad request', 'malformed HTTP request: invalid HTTP version'],
+};
+
+/**
+ * For Fastify's `clientErrorHandler` (Node's 'clientError'): the request never
+ * became a Fastify request, so the problem is written to the socket by hand, and
+ * the connection closed (Node cannot resynchronise a stream it could not parse).
+ */
+export function clientErrorProblem(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, slug, title, detail] = CLIENT_ERRORS[error.code ?? ''] ?? [400, 'bad-request', 'Bad request', `malformed HTTP request (${error.code ?? 'unknown parse error'})`];
+  if (socket.writable) {
+    const body = JSON.stringify(problemBody(new HttpProblem(status, slug, title, detail), '', randomUUID()));
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

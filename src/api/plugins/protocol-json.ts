@@ -5,7 +5,8 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseJsonBody } from '../../serving/instances.ts';
-import { RateLimitExceededError, clientKey } from '../routes/predict.ts';
+import { RateLimitExceededError } from '../routes/predict.ts';
+import { clientOf } from './api-keys.ts';
 import { problemFor } from './problem-details.ts';
 
 export interface ProtocolJsonOptions {
@@ -23,7 +24,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown,
   return reply.code(status).headers(problem?.headers ?? {}).type('application/json; charset=utf-8').send({ error: message });
 }
 
-/** Call first in the plugin; returns the route config that applies the rate limit (spread it into predict-like routes). */
+/** Call first in the plugin; returns the route options (access policy and rate limit) for its inference routes. */
 export async function useProtocolJson(app: FastifyInstance, options: ProtocolJsonOptions): Promise<object> {
   const { bodyLimit } = options;
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error, bodyLimit));
@@ -35,11 +36,12 @@ export async function useProtocolJson(app: FastifyInstance, options: ProtocolJso
       done(error as Error, undefined);
     }
   });
-  if (options.rateLimitPerMinute <= 0) return {};
+  // Inference is open to predict-only keys (src/api/plugins/api-keys.ts).
+  if (options.rateLimitPerMinute <= 0) return { config: { access: 'predict' } };
   await app.register(rateLimit, {
     global: false,
-    keyGenerator: clientKey,
+    keyGenerator: (request) => clientOf(request).id,
     errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.max, context.after),
   });
-  return { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } };
+  return { config: { access: 'predict', rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } };
 }

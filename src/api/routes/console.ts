@@ -4,6 +4,7 @@
 // The console only calls the public /v1 API, like any other client.
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
+import { defaultAccess } from '../plugins/api-keys.ts';
 import { createReadStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -14,6 +15,8 @@ export const PUBLIC_DIR = fileURLToPath(new URL('../../../public/', import.meta.
 const UPLOT_DIST = dirname(createRequire(import.meta.url).resolve('uplot'));
 
 export async function consoleRoutes(app: FastifyInstance): Promise<void> {
+  // The console's files are public; its page asks for a key before calling /v1.
+  defaultAccess(app, 'public');
   // decorateReply: false, so this plugin never clashes with another @fastify/static (e.g. /docs).
   await app.register(fastifyStatic, { root: PUBLIC_DIR, prefix: '/console/', decorateReply: false, index: false });
   await app.register(fastifyStatic, {
@@ -23,7 +26,7 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
     index: false,
     allowedPath: (path) => path === '/uPlot.iife.min.js' || path === '/uPlot.min.css',
   });
-  app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+  app.get('/', { schema: { hide: true }, config: { access: 'public' } }, async (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(createReadStream(join(PUBLIC_DIR, 'index.html'))),
   );
 }

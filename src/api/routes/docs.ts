@@ -139,6 +139,6 @@ export async function docsRoutes(app: FastifyInstance): Promise<void> {
         docs = undefined; // try again next time
         throw error;
       }));
-  app.get('/openapi.yaml', async (_request, reply) => reply.type('application/yaml; charset=utf-8').send((await load()).yaml));
-  app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').send((await load()).html));
+  app.get('/openapi.yaml', { config: { access: 'public' } }, async (_request, reply) => reply.type('application/yaml; charset=utf-8').send((await load()).yaml));
+  app.get('/docs', { config: { access: 'public' } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send((await load()).html));
 }

@@ -3,5 +3,5 @@
 import type { FastifyInstance } from 'fastify';
 
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' as const }));
+  app.get('/healthz', { config: { access: 'public' } }, async () => ({ status: 'ok' as const }));
 }

@@ -175,10 +175,13 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
     }
   };
 
-  app.get('/v2', async () => ({ name: options.server.name, version: options.server.version, extensions: [] as string[] }));
-  app.get('/v2/health/live', async () => ({ live: true }));
+  // Probes and server metadata are open; model routes take a predict or full key, like /v1/predict.
+  const PUBLIC = { config: { access: 'public' } } as const;
+  const MODEL_READ = { config: { access: 'predict' } } as const;
+  app.get('/v2', PUBLIC, async () => ({ name: options.server.name, version: options.server.version, extensions: [] as string[] }));
+  app.get('/v2/health/live', PUBLIC, async () => ({ live: true }));
   // Ready when every served model is loaded; not ready is a non-2xx status (503, as KServe answers), with the body saying so.
-  app.get('/v2/health/ready', async (_request, reply) => {
+  app.get('/v2/health/ready', PUBLIC, async (_request, reply) => {
     const ready = resolver.ready();
     return reply.code(ready ? 200 : 503).send({ ready });
   });
@@ -197,8 +200,8 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
         signature,
       };
     });
-  app.get<{ Params: ModelParams }>('/v2/models/:name', async (request) => metadata(request.params));
-  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', async (request) => metadata(request.params));
+  app.get<{ Params: ModelParams }>('/v2/models/:name', MODEL_READ, async (request) => metadata(request.params));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version', MODEL_READ, async (request) => metadata(request.params));
 
   const ready = async (params: ModelParams, reply: FastifyReply) => {
     try {
@@ -209,8 +212,8 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
       throw error;
     }
   };
-  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', async (request, reply) => ready(request.params, reply));
-  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', async (request, reply) => ready(request.params, reply));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/ready', MODEL_READ, async (request, reply) => ready(request.params, reply));
+  app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', MODEL_READ, async (request, reply) => ready(request.params, reply));
 
   const infer = async (params: ModelParams, body: unknown, reply: FastifyReply) => {
     const started = process.hrtime.bigint();

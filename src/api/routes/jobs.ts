@@ -26,6 +26,9 @@ const CreateHeaders = z.looseObject({
     .optional(),
 });
 
+/** Jobs are private to management keys (API_KEYS), reads included. */
+const MANAGE = { access: 'manage' } as const;
+
 /** Comment lines keep proxies from closing a quiet stream (a long epoch). */
 const KEEP_ALIVE_MS = 15_000;
 
@@ -41,7 +44,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, { j
   api.post(
     '/jobs',
     // No body (or an empty one) means the seed recipe.
-    { schema: { body: JobRequestSchema.prefault({}), headers: CreateHeaders } },
+    { schema: { body: JobRequestSchema.prefault({}), headers: CreateHeaders }, config: MANAGE },
     async (request, reply) => {
       const { job, created } = await jobs.create(request.body, request.headers['idempotency-key']);
       reply.header('location', location(job.id));
@@ -50,17 +53,17 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, { j
     },
   );
 
-  api.get('/jobs', { schema: { querystring: ListQuery } }, async (request) => jobs.list(request.query));
+  api.get('/jobs', { schema: { querystring: ListQuery }, config: MANAGE }, async (request) => jobs.list(request.query));
 
-  api.get('/jobs/:id', { schema: { params: JobParams } }, async (request) => jobs.get(request.params.id));
+  api.get('/jobs/:id', { schema: { params: JobParams }, config: MANAGE }, async (request) => jobs.get(request.params.id));
 
-  api.post('/jobs/:id/cancel', { schema: { params: JobParams } }, async (request, reply) => {
+  api.post('/jobs/:id/cancel', { schema: { params: JobParams }, config: MANAGE }, async (request, reply) => {
     const job = await jobs.cancel(request.params.id);
     // 202: an active job was asked to stop and will show cancelled once it has.
     return reply.code(job.state === 'cancelled' ? 200 : 202).send(job);
   });
 
-  api.get('/jobs/:id/events', { schema: { params: JobParams } }, async (request, reply) => {
+  api.get('/jobs/:id/events', { schema: { params: JobParams }, config: MANAGE }, async (request, reply) => {
     const stop = new AbortController();
     streams.add(stop);
     stop.signal.addEventListener('abort', () => streams.delete(stop));

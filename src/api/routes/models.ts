@@ -51,6 +51,10 @@ const ListQuery = z.strictObject({
   model: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }).optional(),
 });
 
+/** Model reads are open to predict-only keys (PREDICT_API_KEYS); changes need API_KEYS. */
+const READ = { access: 'predict' } as const;
+const MANAGE = { access: 'manage' } as const;
+
 /** Versions never change, so their artifacts can be cached forever; `latest` and names move. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const REVALIDATE = 'no-cache';
@@ -72,12 +76,12 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
     return promoted;
   };
 
-  api.get('/models', { schema: { querystring: ListQuery } }, async (request) => ({
+  api.get('/models', { schema: { querystring: ListQuery }, config: READ }, async (request) => ({
     models: await registry.list(request.query.model),
     names: await registry.models(),
   }));
 
-  api.get('/models/:ref', { schema: { params: RefParams } }, async (request) => {
+  api.get('/models/:ref', { schema: { params: RefParams }, config: READ }, async (request) => {
     const { ref } = request.params;
     if (!isModelName(ref)) return withSignature(await registry.get(ref));
     const versions = await registry.list(ref);
@@ -85,18 +89,18 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
     return { name: ref, defaultVersion: versions.find((v) => v.latest)?.version ?? null, versions };
   });
 
-  api.post('/models/:ref/promote', { schema: { params: LegacyVersionParams } }, async (request) => promote(request, request.params.ref));
+  api.post('/models/:ref/promote', { schema: { params: LegacyVersionParams }, config: MANAGE }, async (request) => promote(request, request.params.ref));
 
-  api.get('/models/:name/versions/:version', { schema: { params: NameVersionParams } }, async (request) =>
+  api.get('/models/:name/versions/:version', { schema: { params: NameVersionParams }, config: READ }, async (request) =>
     withSignature(await registry.getVersion(request.params.name, request.params.version)),
   );
 
-  api.post('/models/:name/versions/:version/promote', { schema: { params: NameVersionParams } }, async (request) => {
+  api.post('/models/:name/versions/:version/promote', { schema: { params: NameVersionParams }, config: MANAGE }, async (request) => {
     const found = await registry.getVersion(request.params.name, request.params.version);
     return promote(request, found.version);
   });
 
-  api.delete('/models/:name/versions/:version', { schema: { params: NameVersionParams } }, async (request, reply) => {
+  api.delete('/models/:name/versions/:version', { schema: { params: NameVersionParams }, config: MANAGE }, async (request, reply) => {
     const found = await registry.getVersion(request.params.name, request.params.version);
     await registry.delete(found.version);
     await changed(request, { type: 'deleted', version: found.version, model: found.model });
@@ -117,25 +121,25 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
   const weights = async (reply: FastifyReply, model: ModelVersion, moving: boolean) =>
     sendArtifact(reply, await registry.readArtifact(model.version, 'weights.bin' satisfies ArtifactName), 'application/octet-stream', moving, model.version);
 
-  api.get('/models/:ref/model.json', { schema: { params: RefParams } }, async (request, reply) => {
+  api.get('/models/:ref/model.json', { schema: { params: RefParams }, config: READ }, async (request, reply) => {
     const { ref } = request.params;
     const model = await defaultOrVersion(registry, ref);
     const moving = ref === LATEST_ALIAS || isModelName(ref);
     return modelJson(reply, model, moving, isModelName(ref) ? `versions/${model.version}/weights.bin` : `../${model.version}/weights.bin`);
   });
 
-  api.get('/models/:ref/weights.bin', { schema: { params: RefParams } }, async (request, reply) => {
+  api.get('/models/:ref/weights.bin', { schema: { params: RefParams }, config: READ }, async (request, reply) => {
     const { ref } = request.params;
     const model = await defaultOrVersion(registry, ref);
     return weights(reply, model, ref === LATEST_ALIAS || isModelName(ref));
   });
 
-  api.get('/models/:name/versions/:version/model.json', { schema: { params: NameVersionParams } }, async (request, reply) => {
+  api.get('/models/:name/versions/:version/model.json', { schema: { params: NameVersionParams }, config: READ }, async (request, reply) => {
     const model = await registry.getVersion(request.params.name, request.params.version);
     return modelJson(reply, model, false, 'weights.bin');
   });
 
-  api.get('/models/:name/versions/:version/weights.bin', { schema: { params: NameVersionParams } }, async (request, reply) => {
+  api.get('/models/:name/versions/:version/weights.bin', { schema: { params: NameVersionParams }, config: READ }, async (request, reply) => {
     const model = await registry.getVersion(request.params.name, request.params.version);
     return weights(reply, model, false);
   });
@@ -154,11 +158,11 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
     reply.header('content-disposition', `attachment; filename="${metadata.model}-${metadata.version}.onnx"`);
     return sendArtifact(reply, Buffer.from(bytes), ONNX_TYPE, moving, metadata.version);
   };
-  api.get('/models/:ref/model.onnx', { schema: { params: RefParams } }, async (request, reply) => {
+  api.get('/models/:ref/model.onnx', { schema: { params: RefParams }, config: READ }, async (request, reply) => {
     const { ref } = request.params;
     return onnx(reply, await defaultOrVersion(registry, ref), ref === LATEST_ALIAS || isModelName(ref));
   });
-  api.get('/models/:name/versions/:version/model.onnx', { schema: { params: NameVersionParams } }, async (request, reply) =>
+  api.get('/models/:name/versions/:version/model.onnx', { schema: { params: NameVersionParams }, config: READ }, async (request, reply) =>
     onnx(reply, await registry.getVersion(request.params.name, request.params.version), false),
   );
 

@@ -17,7 +17,7 @@ export async function opsRoutes(app: FastifyInstance, { models, metrics, pingRed
   // new default fails to load but still serves its last good model stays ready;
   // the problem is listed). Having no model at all is not "unready": jobs can still
   // be posted to train one.
-  app.get('/readyz', async (_request, reply) => {
+  app.get('/readyz', { config: { access: 'public' } }, async (_request, reply) => {
     let redis: 'up' | 'down' | 'not-configured' = 'not-configured';
     const problems: string[] = [];
     if (pingRedis) {
@@ -43,7 +43,7 @@ export async function opsRoutes(app: FastifyInstance, { models, metrics, pingRed
     });
   });
 
-  app.get('/metrics', async (_request, reply) =>
+  app.get('/metrics', { config: { access: 'public' } }, async (_request, reply) =>
     reply.type(metrics.registry.contentType).header('cache-control', 'no-store').send(await metrics.render()),
   );
 }

@@ -11,16 +11,18 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { configureSharp } from '../../serving/decode.ts';
+import type { DecodeSlots } from '../../serving/decode-budget.ts';
 import {
   InvalidPredictRequestError,
   TooManyInstancesError,
   UnsupportedPredictMediaTypeError,
 } from '../../serving/errors.ts';
-import { instancePixels, instancesFromJson, parseJsonBody, type Instance } from '../../serving/instances.ts';
+import { instancesFromJson, instancesPixels, parseJsonBody, type Instance } from '../../serving/instances.ts';
 import type { LoadedModel } from '../../serving/loaded-model.ts';
 import type { ModelManager } from '../../serving/model-manager.ts';
 import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
+import { clientOf } from '../plugins/api-keys.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
 export interface PredictRoutesOptions {
@@ -29,6 +31,10 @@ export interface PredictRoutesOptions {
   maxInstances: number;
   /** Largest width × height of an uploaded image (PREDICT_MAX_PIXELS). */
   maxPixels: number;
+  /** Most width × height decoded for one request, all images together (PREDICT_MAX_REQUEST_PIXELS). */
+  maxRequestPixels: number;
+  /** Most images decoded at once, all requests and routes together (PREDICT_DECODE_CONCURRENCY). */
+  slots: DecodeSlots;
   /** Largest body, and largest multipart upload in total (BODY_LIMIT). */
   bodyLimit: number;
   /** Requests per minute per client (API key, else IP); 0 turns rate limiting off (PREDICT_RATE_LIMIT). */
@@ -78,13 +84,6 @@ class UploadTooLargeError extends Error {
   }
 }
 
-/** The client a rate limit applies to: its API key when it sent one (keys may be shared by many IPs). */
-export function clientKey(request: FastifyRequest): string {
-  const bearer = /^Bearer\s+(\S+)/i.exec(request.headers.authorization ?? '')?.[1];
-  const key = bearer ?? request.headers['x-api-key'];
-  return typeof key === 'string' ? `key:${key}` : `ip:${request.ip}`;
-}
-
 async function multipartInstances(request: FastifyRequest, maxInstances: number, bodyLimit: number): Promise<Instance[]> {
   const instances: Instance[] = [];
   let total = 0;
@@ -104,6 +103,13 @@ async function multipartInstances(request: FastifyRequest, maxInstances: number,
     const code = (error as { code?: string }).code;
     if (code === 'FST_FILES_LIMIT') throw new TooManyInstancesError(`more than ${maxInstances}`, maxInstances);
     if (code === 'FST_REQ_FILE_TOO_LARGE') throw new UploadTooLargeError(bodyLimit);
+    if (code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') {
+      throw new InvalidPredictRequestError(`the multipart body has too many parts: at most ${maxInstances} image files (PREDICT_MAX_INSTANCES) and 8 fields`);
+    }
+    if (error instanceof Error && !('statusCode' in error)) {
+      // busboy's parse errors ("Boundary not found", "Unexpected end of form", "Malformed part header") are the client's.
+      throw new InvalidPredictRequestError(`malformed multipart/form-data body: ${error.message}`);
+    }
     throw error;
   }
   if (instances.length === 0) throw new InvalidPredictRequestError('the multipart body has no image files');
@@ -113,6 +119,7 @@ async function multipartInstances(request: FastifyRequest, maxInstances: number,
 export async function predictRoutes(app: FastifyInstance, options: PredictRoutesOptions): Promise<void> {
   const { models, maxInstances, maxPixels, bodyLimit } = options;
   configureSharp();
+  const { slots } = options;
 
   // Body parsers for this plugin only: images as bytes, JSON with a nesting limit,
   // multipart with per-request limits, and a clear 415 for anything else.
@@ -134,34 +141,43 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
   if (options.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       global: false,
-      keyGenerator: clientKey,
+      keyGenerator: (request) => clientOf(request).id,
       errorResponseBuilder: (_request, context) => new RateLimitExceededError(context.max, context.after),
     });
   }
 
-  const rateLimited = options.rateLimitPerMinute > 0 ? { config: { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } } : {};
-  app.withTypeProvider<ZodTypeProvider>().post('/predict', { schema: { querystring: PredictQuery }, ...rateLimited }, async (request, reply) => {
-    const started = process.hrtime.bigint();
-    const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-    let instances: Instance[];
-    if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
-    else if (request.isMultipart()) instances = await multipartInstances(request, maxInstances, bodyLimit);
-    else if (type === 'application/json') instances = instancesFromJson(request.body, maxInstances);
-    else throw new UnsupportedPredictMediaTypeError(request.headers['content-type']);
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/predict',
+    {
+      schema: { querystring: PredictQuery },
+      config: {
+        access: 'predict',
+        ...(options.rateLimitPerMinute > 0 ? { rateLimit: { max: options.rateLimitPerMinute, timeWindow: 60_000 } } : {}),
+      },
+    },
+    async (request, reply) => {
+      const started = process.hrtime.bigint();
+      const type = request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+      let instances: Instance[];
+      if (type !== undefined && IMAGE_TYPES.includes(type)) instances = [{ what: 'body', bytes: request.body as Buffer }];
+      else if (request.isMultipart()) instances = await multipartInstances(request, maxInstances, bodyLimit);
+      else if (type === 'application/json') instances = instancesFromJson(request.body, maxInstances);
+      else throw new UnsupportedPredictMediaTypeError(request.headers['content-type']);
 
-    // The model first: with none published, say so before decoding anything.
-    const lease = await leaseFor(models, request.query.model, request.query.version);
-    try {
-      const preprocess = request.query.preprocess === 'mnist';
-      const pixels = await Promise.all(instances.map((instance) => instancePixels(instance, { preprocess, maxPixels })));
-      const { model } = lease;
-      const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
-      options.onPredictions?.(model.info.version, predictions.length);
-      options.onLatency?.(model, Number(process.hrtime.bigint() - started) / 1e9);
-      reply.header('x-model-version', model.info.version);
-      return { predictions, model: model.info };
-    } finally {
-      lease.release();
-    }
-  });
+      // The model first: with none published, say so before decoding anything.
+      const lease = await leaseFor(models, request.query.model, request.query.version);
+      try {
+        const preprocess = request.query.preprocess === 'mnist';
+        const pixels = await instancesPixels(instances, { preprocess, maxPixels, maxRequestPixels: options.maxRequestPixels, slots });
+        const { model } = lease;
+        const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
+        options.onPredictions?.(model.info.version, predictions.length);
+        options.onLatency?.(model, Number(process.hrtime.bigint() - started) / 1e9);
+        reply.header('x-model-version', model.info.version);
+        return { predictions, model: model.info };
+      } finally {
+        lease.release();
+      }
+    },
+  );
 }

@@ -10,7 +10,8 @@
 // forms for a model with two named outputs). Errors: {"error": "<message>"}.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { InvalidPredictRequestError } from '../../serving/errors.ts';
-import { instancePixels, instancesFromJson } from '../../serving/instances.ts';
+import type { DecodeSlots } from '../../serving/decode-budget.ts';
+import { instancesFromJson, instancesPixels } from '../../serving/instances.ts';
 import type { ModelResolver } from '../../serving/model-resolver.ts';
 import { LABEL_NAME, PROBABILITIES_NAME } from '../../serving/signature.ts';
 import { useProtocolJson } from '../plugins/protocol-json.ts';
@@ -19,6 +20,9 @@ export interface TfServingOptions {
   resolver: ModelResolver;
   maxInstances: number;
   maxPixels: number;
+  /** Most pixels decoded for one request, all images together (PREDICT_MAX_REQUEST_PIXELS). */
+  maxRequestPixels: number;
+  slots: DecodeSlots;
   bodyLimit: number;
   rateLimitPerMinute: number;
   onPredictions?: (model: { name: string; version: string }, count: number) => void;
@@ -50,7 +54,7 @@ export async function tfServingRoutes(app: FastifyInstance, options: TfServingOp
     const resolved = await resolver.resolveModel(params.name, params.version);
     try {
       const { model, name } = resolved;
-      const pixels = await Promise.all(instances.map((instance) => instancePixels(instance, { preprocess: false, maxPixels })));
+      const pixels = await instancesPixels(instances, { preprocess: false, maxPixels, maxRequestPixels: options.maxRequestPixels, slots: options.slots });
       const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
       options.onPredictions?.({ name, version: model.info.version }, predictions.length);
       reply.header('x-model-version', model.info.version);

@@ -10,7 +10,10 @@ export const HELP = `Usage: digits serve
 Runs the HTTP API (openapi.yaml describes it). Configuration comes from the
 environment: PORT (3000), HOST (0.0.0.0), REDIS_URL (redis://127.0.0.1:6379),
 MODEL_DIR (./models), DATA_DIR (./data), LOG_LEVEL (info), API_KEYS,
-BODY_LIMIT (1mb), CORS_ORIGIN, SHUTDOWN_TIMEOUT_MS (10000), QUEUE_PREFIX.
+BODY_LIMIT (1mb), CORS_ORIGIN, SHUTDOWN_TIMEOUT_MS (10000), QUEUE_PREFIX,
+PREDICT_API_KEYS, REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000),
+KEEP_ALIVE_TIMEOUT_MS (72000), PREDICT_MAX_REQUEST_PIXELS (24000000),
+PREDICT_DECODE_CONCURRENCY (cores − 1, 1–3); README.md lists them all.
 `;
 
 export async function run(argv: string[]): Promise<number> {
