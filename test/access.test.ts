@@ -58,6 +58,9 @@ const EXPECTED_PREDICT = new Set([
   'POST /v2/models/:name/versions/:version/infer',
 ]);
 
+/** Routes that speak another server's protocol and answer its error form, {"error": "..."}. */
+const isProtocolRoute = (url: string) => url.startsWith('/v2/') || url.endsWith('::predict');
+
 function expectedAccess(method: string, url: string): 'public' | 'predict' | 'manage' {
   const name = `${method === 'HEAD' ? 'GET' : method} ${url}`;
   return EXPECTED_PUBLIC.has(name) ? 'public' : EXPECTED_PREDICT.has(name) ? 'predict' : 'manage';
@@ -177,8 +180,15 @@ describe('access by matched route, with API_KEYS and PREDICT_API_KEYS', () => {
           if ((response.status >= 200 && response.status < 300) || response.status >= 500) {
             leaks.push(`${method} ${withQueryKey} (${spelling}, ${keyCase}) → ${response.status}`);
           }
-          // Every refusal is problem+json (HEAD has no body).
-          if (method !== 'HEAD' && response.status >= 400) expect(response.headers['content-type'], `${method} ${withQueryKey}`).toMatch(/^application\/problem\+json/);
+          // Every refusal is problem+json (HEAD has no body); the routes of another server's
+          // protocol (Open Inference Protocol, TF Serving) answer in that protocol's {"error"} form.
+          if (method !== 'HEAD' && response.status >= 400) {
+            const type = response.headers['content-type'];
+            if (isProtocolRoute(url) && !/^application\/problem\+json/.test(type ?? '')) {
+              expect(type, `${method} ${withQueryKey}`).toMatch(/^application\/json/);
+              expect(response.json, `${method} ${withQueryKey}`).toEqual({ error: expect.any(String) });
+            } else expect(type, `${method} ${withQueryKey}`).toMatch(/^application\/problem\+json/);
+          }
         }
       }
     }
