@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
 import { loadCheckpoint } from '../src/training/checkpoint.ts';
 import type { ArchitectureName } from '../src/model/seed-net.ts';
-import { resolveRecipe } from '../src/training/recipe.ts';
+import { PRESETS, resolveRecipe } from '../src/training/recipe.ts';
 import { train } from '../src/training/train.ts';
 import type { EngineName } from '../src/engine/types.ts';
 import type { EpochMetrics, PresetName } from '../src/training/types.ts';
@@ -38,7 +38,11 @@ const recipe = resolveRecipe({
 });
 const seed = recipe.seed;
 // The seed recipe's files keep their original names.
-const prefix = [preset === 'seed' ? '' : `${preset}-`, architecture === 'seed' ? '' : `${architecture}-`].join('');
+const prefix = [
+  preset === 'seed' ? '' : `${preset}-`,
+  architecture === 'seed' ? '' : `${architecture}-`,
+  recipe.epochs === PRESETS[preset].epochs ? '' : `${recipe.epochs}epochs-`,
+].join('');
 const started = new Date().toISOString();
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 const epochs: EpochMetrics[] = [];
