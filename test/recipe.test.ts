@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../src/lib/random.ts';
 import { augmentImages } from '../src/training/augment.ts';
 import { FAST_RECIPE, PRESETS, RecipeError, resolveRecipe, SEED_RECIPE } from '../src/training/recipe.ts';
-import { learningRateAt, ONE_CYCLE } from '../src/training/schedule.ts';
+import { learningRateAt, warmupSteps } from '../src/training/schedule.ts';
 
 describe('recipe presets', () => {
   it('seed is the founding recipe exactly: SGD 0.01/0.9, batch 128, 19 epochs, no schedule, no augmentation, seed 4', () => {
@@ -48,10 +48,11 @@ describe('recipe presets', () => {
 describe('one-cycle schedule', () => {
   const recipe = { schedule: 'one-cycle' as const, learningRate: 0.1 };
 
-  it('warms up from peak/25 to the peak over 20 % of the steps, then anneals to ~0, whatever the run length', () => {
-    for (const total of [2 * 469, 12 * 469, 15 * 469]) {
-      const rates = Array.from({ length: total }, (_, step) => learningRateAt(recipe, step, total));
-      const warmup = Math.round(ONE_CYCLE.warmupFraction * total);
+  it('warms up from peak/25 to the peak over 20 % of the steps (at least an epoch or half the run), then anneals to ~0', () => {
+    for (const [epochs, warmup] of [[1, 235], [2, 469], [5, 469], [12, 1126], [15, 1407]] as const) {
+      const total = epochs * 469;
+      expect(warmupSteps(total, 469)).toBe(warmup);
+      const rates = Array.from({ length: total }, (_, step) => learningRateAt(recipe, step, total, 469));
       expect(rates[0]).toBeCloseTo(0.1 / 25, 10);
       expect(Math.max(...rates)).toBeCloseTo(0.1, 10);
       expect(rates.indexOf(Math.max(...rates))).toBe(warmup);
@@ -63,7 +64,7 @@ describe('one-cycle schedule', () => {
   });
 
   it('constant is the learning rate at every step', () => {
-    expect(learningRateAt({ schedule: 'constant', learningRate: 0.01 }, 1234, 8911)).toBe(0.01);
+    expect(learningRateAt({ schedule: 'constant', learningRate: 0.01 }, 1234, 8911, 469)).toBe(0.01);
   });
 });
 

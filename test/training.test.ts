@@ -105,7 +105,7 @@ describe.skipIf(!hasMnist)('training on MNIST', () => {
     const checkpoint = (await loadCheckpoint(join(interrupted, 'checkpoint')))!;
     expect(checkpoint.state.recipe).toMatchObject({ preset, architecture, schedule: 'one-cycle' });
     // The schedule's state: 10 of 20 steps done, the rate of step 9 last set.
-    expect(checkpoint.state.schedule).toEqual({ name: 'one-cycle', step: 10, totalSteps: 20, learningRate: learningRateAt(checkpoint.state.recipe, 9, 20) });
+    expect(checkpoint.state.schedule).toEqual({ name: 'one-cycle', step: 10, totalSteps: 20, learningRate: learningRateAt(checkpoint.state.recipe, 9, 20, 10) });
     tf.dispose([...Object.values(checkpoint.modelWeights), ...checkpoint.optimizerWeights.map((w) => w.tensor)]);
 
     // The resumed run takes everything from the checkpoint, whatever it is asked for.

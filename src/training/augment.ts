@@ -43,10 +43,20 @@ export function augmentImages(
         const y0 = Math.floor(y);
         const fx = x - x0;
         const fy = y - y0;
-        const at = (px: number, py: number) =>
-          px >= 0 && px < SIDE && py >= 0 && py < SIDE ? source[base + py * SIDE + px]! : background;
-        const top = at(x0, y0) * (1 - fx) + at(x0 + 1, y0) * fx;
-        const bottom = at(x0, y0 + 1) * (1 - fx) + at(x0 + 1, y0 + 1) * fx;
+        // The four neighbours, background outside the image (written out: a closure here
+        // costs more than the rest of the loop).
+        const inX0 = x0 >= 0 && x0 < SIDE;
+        const inX1 = x0 + 1 >= 0 && x0 + 1 < SIDE;
+        const inY0 = y0 >= 0 && y0 < SIDE;
+        const inY1 = y0 + 1 >= 0 && y0 + 1 < SIDE;
+        const row0 = base + y0 * SIDE;
+        const row1 = row0 + SIDE;
+        const p00 = inX0 && inY0 ? source[row0 + x0]! : background;
+        const p10 = inX1 && inY0 ? source[row0 + x0 + 1]! : background;
+        const p01 = inX0 && inY1 ? source[row1 + x0]! : background;
+        const p11 = inX1 && inY1 ? source[row1 + x0 + 1]! : background;
+        const top = p00 * (1 - fx) + p10 * fx;
+        const bottom = p01 * (1 - fx) + p11 * fx;
         target[base + v * SIDE + u] = top * (1 - fy) + bottom * fy;
       }
     }

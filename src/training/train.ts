@@ -131,7 +131,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const indices = order.subarray(batch * recipe.batchSize, (batch + 1) * recipe.batchSize);
       // The schedule is a function of the global step alone, so a resumed run sets the same rates.
       if (recipe.schedule !== 'constant') {
-        learningRate = learningRateAt(recipe, (epoch - 1) * batches + batch, totalSteps);
+        learningRate = learningRateAt(recipe, (epoch - 1) * batches + batch, totalSteps, batches);
         (optimizer as tf.SGDOptimizer).setLearningRate(learningRate);
       }
       const augment = recipe.augmentation
