@@ -9,6 +9,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import * as tf from '@tensorflow/tfjs';
+import { initEngine } from '../src/engine/index.ts';
 import { loadCheckpoint } from '../src/training/checkpoint.ts';
 import type { ArchitectureName } from '../src/model/seed-net.ts';
 import { PRESETS, resolveRecipe } from '../src/training/recipe.ts';
@@ -74,8 +76,11 @@ const write = async (engine: string, done: boolean) => {
 };
 
 const outDir = resolve(values.out ?? `runs/bench-full-recipe-${prefix}seed${seed}`);
-// Resuming keeps the history the checkpoint already holds.
-epochs.push(...((await loadCheckpoint(join(outDir, 'checkpoint')))?.state.metrics ?? []));
+// Resuming keeps the history the checkpoint already holds (decoding it needs the engine up).
+await initEngine(values.engine as EngineName | undefined);
+const checkpoint = await loadCheckpoint(join(outDir, 'checkpoint'));
+epochs.push(...(checkpoint?.state.metrics ?? []));
+if (checkpoint) tf.dispose([...Object.values(checkpoint.modelWeights), ...checkpoint.optimizerWeights.map((w) => w.tensor)]);
 let pending = Promise.resolve();
 const result = await train({
   recipe,

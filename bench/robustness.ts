@@ -1,6 +1,7 @@
 // ?preprocess=mnist accuracy on digits that are not MNIST (bench/digit-corpus.ts): each
 // image goes through the serving path (decodeImage → toMnistForm → the folded network),
-// and the accuracy is reported overall, per source kind and per variant, per model.
+// and the accuracy is reported overall, per source kind and per variant, per model, with
+// the stroke-width normalisation (the default) and without it (as before it existed).
 //   npx tsx bench/robustness.ts --model runs/X/model [--model runs/Y/model ...] [--out bench/results/robustness.json]
 import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
@@ -45,25 +46,30 @@ function summarise(images: CorpusImage[], correct: boolean[]): RobustnessResult 
 
 await initEngine();
 const corpus = await generateDigitCorpus();
-const forms = await Promise.all(
-  corpus.map(async (image, i) =>
-    toMnistForm(await decodeImage(image.bytes, `corpus[${i}]`, { maxPixels: 4_000_000, background: 255, maxSide: PREPROCESS_MAX_SIDE }), `corpus[${i}]`),
-  ),
-);
-const results: Record<string, RobustnessResult & { model: string; recipe: unknown }> = {};
+const formsOf = (normaliseStrokes: boolean) =>
+  Promise.all(
+    corpus.map(async (image, i) => {
+      const gray = await decodeImage(image.bytes, `corpus[${i}]`, { maxPixels: 4_000_000, background: 255, maxSide: PREPROCESS_MAX_SIDE });
+      return toMnistForm(gray, `corpus[${i}]`, { normaliseStrokes });
+    }),
+  );
+const preprocessings = { strokesNormalised: await formsOf(true), strokesAsDrawn: await formsOf(false) };
+const results: Record<string, Record<string, unknown>> = {};
 for (const dir of values.model) {
   const metadata = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8'));
   const { mean, std } = metadata.normalization as { mean: number; std: number };
   const model = await loadModel(dir);
   const net = InferenceNet.fold(seedNetWeights(model));
-  const labels = tf.tidy(() => {
-    const x = tf.tensor4d(Float32Array.from(forms.flatMap((f) => Array.from(f, (v) => (v / 255 - mean) / std))), [forms.length, 28, 28, 1]);
-    return Array.from(tf.argMax(net.logits(x), 1).dataSync());
-  });
-  const correct = corpus.map((image, i) => labels[i] === image.label);
-  const result = summarise(corpus, correct);
-  results[dir] = { model: dir, recipe: metadata.recipe, ...result };
-  console.log(JSON.stringify({ model: dir, preset: metadata.recipe?.preset, testAccuracy: metadata.testAccuracy, ...result }));
+  results[dir] = { model: dir, recipe: metadata.recipe, testAccuracy: metadata.testAccuracy };
+  for (const [name, forms] of Object.entries(preprocessings)) {
+    const labels = tf.tidy(() => {
+      const x = tf.tensor4d(Float32Array.from(forms.flatMap((f) => Array.from(f, (v) => (v / 255 - mean) / std))), [forms.length, 28, 28, 1]);
+      return Array.from(tf.argMax(net.logits(x), 1).dataSync());
+    });
+    const result = summarise(corpus, corpus.map((image, i) => labels[i] === image.label));
+    results[dir][name] = result;
+    console.log(JSON.stringify({ model: dir, preset: metadata.recipe?.preset, epochs: metadata.recipe?.epochs, preprocessing: name, ...result }));
+  }
   net.dispose();
   model.dispose();
 }

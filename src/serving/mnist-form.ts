@@ -75,7 +75,7 @@ function centreOfMass(values: Uint8Array, width: number): { x: number; y: number
  * fonts and fine pens land near 0.8, a broad pen on a small digit near 5.6
  * (bench/digit-corpus.ts); outside this range strokes are grown or thinned one pixel a step.
  */
-export const MNIST_STROKE_RANGE = { min: 1.3, max: 3.2 } as const;
+export const MNIST_STROKE_RANGE = { min: 1.3, max: 3.5 } as const;
 
 /** Stroke width estimate 2·area/perimeter over the pixels ≥ 128 (0 when there are none). */
 export function strokeWidth(pixels: Uint8Array, side = MNIST_SIDE): number {
