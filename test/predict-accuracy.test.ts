@@ -21,8 +21,15 @@ import { pngOf, postPredict, startServingApi, type ServingApi } from './helpers/
 
 const MNIST_DIR = process.env.MNIST_DIR ?? join(REPO_ROOT, '..', 'shared', 'data', 'mnist');
 const SUBSET = 500;
-/** Measured: see the corpus test. */
-const CORPUS_FLOOR = 0;
+/**
+ * This file's model (seed recipe, seed 4, 1 epoch on 12,000 images: bit-reproducible) read
+ * 421 of the corpus's 540 images (77.96 %) with stroke-width normalisation, 406 (75.19 %)
+ * without it (bench/robustness.ts). The floor leaves 5 images for font rendering that differs
+ * between librsvg builds.
+ */
+const CORPUS_FLOOR = 0.77;
+/** The corpus renders digits in DejaVu fonts (Debian's fonts-dejavu-core). */
+const HAS_DEJAVU = existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf');
 
 describe.skipIf(!existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz')))('a trained model over HTTP', () => {
   let api: ServingApi;
@@ -73,7 +80,7 @@ describe.skipIf(!existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz')))('a tr
     expect(expected.accuracy).toBeGreaterThan(0.5); // a trained model (chance: 0.1), whatever the seed
   });
 
-  it('?preprocess=mnist reads the generated non-MNIST corpus (fonts, pens, inverted, JPEG) above its measured floor', { timeout: 300_000 }, async () => {
+  it.skipIf(!HAS_DEJAVU)('?preprocess=mnist reads the generated non-MNIST corpus (fonts, pens, inverted, JPEG) above its measured floor', { timeout: 300_000 }, async () => {
     const corpus = await generateDigitCorpus();
     const labels: number[] = [];
     for (let first = 0; first < corpus.length; first += 60) {
@@ -85,8 +92,6 @@ describe.skipIf(!existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz')))('a tr
     }
     const accuracy = labels.filter((label, i) => label === corpus[i]!.label).length / corpus.length;
     console.info(`generated corpus, ${corpus.length} images, ?preprocess=mnist accuracy ${accuracy.toFixed(4)}`);
-    // This test's model (seed recipe, 1 epoch on 12,000 images, seed 4; bit-reproducible) measured
-    // CORPUS_MEASURED with stroke-width normalisation and CORPUS_MEASURED_RAW without it.
     expect(accuracy).toBeGreaterThanOrEqual(CORPUS_FLOOR);
   });
 
