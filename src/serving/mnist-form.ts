@@ -132,7 +132,9 @@ export async function toMnistForm(image: GrayImage, what: string, options: Mnist
   const out = await fitAndCentre(inkOf(image, what), image.width, image.height);
   if (options.normaliseStrokes === false) return out;
   const normalised = normaliseStrokeWidth(out);
-  // Thinning also shrinks the digit: fit it to 20×20 again.
+  // Thinning shrinks the digit (growing enlarges it): fit it to 20×20 again. That scales a
+  // thinned stroke back up a little; repeating until it settles read the generated corpus
+  // worse (77.2 % against 78.0 % for predict-accuracy's model), so once it is.
   return normalised === out ? out : fitAndCentre(Float32Array.from(normalised), MNIST_SIDE, MNIST_SIDE);
 }
 
