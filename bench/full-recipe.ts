@@ -1,41 +1,63 @@
-// The full 19-epoch seed recipe, writing per-epoch results to
-// bench/results/full-recipe-<engine>-seed<N>.json after every epoch (so a long run
-// leaves partial results), resumable from its run directory. One file per seed: the
-// recipe's epoch-1 and epoch-19 accuracies vary from seed to seed by a few tenths of a
-// percent, in PyTorch as here, so a single run says little on its own.
-//   npx tsx bench/full-recipe.ts --data-dir ../shared/data/mnist [--engine wasm] [--epochs 19] [--seed 1]
-import { cpus, totalmem } from 'node:os';
+// A full recipe run (a preset, seed recipe by default), writing per-epoch results to
+// bench/results/full-recipe-[<preset>-][<architecture>-]<engine>-seed<N>.json after every
+// epoch (so a long run leaves partial results), resumable from its run directory. One file
+// per seed: accuracies vary from seed to seed by a few tenths of a percent, in PyTorch as
+// here, so a single run says little on its own; bench/recipe-table.ts summarises seeds 1–5.
+//   npx tsx bench/full-recipe.ts --data-dir ../shared/data/mnist [--recipe seed|fast]
+//     [--architecture seed|compact] [--engine wasm] [--epochs N] [--seed 1]
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import * as tf from '@tensorflow/tfjs';
+import { initEngine } from '../src/engine/index.ts';
 import { loadCheckpoint } from '../src/training/checkpoint.ts';
-import { SEED_RECIPE } from '../src/training/recipe.ts';
+import type { ArchitectureName } from '../src/model/seed-net.ts';
+import { PRESETS, resolveRecipe } from '../src/training/recipe.ts';
 import { train } from '../src/training/train.ts';
 import type { EngineName } from '../src/engine/types.ts';
-import type { EpochMetrics } from '../src/training/types.ts';
+import type { EpochMetrics, PresetName } from '../src/training/types.ts';
 
 const { values } = parseArgs({
   options: {
     'data-dir': { type: 'string' },
     engine: { type: 'string' },
-    epochs: { type: 'string', default: '19' },
-    seed: { type: 'string', default: String(SEED_RECIPE.seed) },
+    recipe: { type: 'string', default: 'seed' },
+    architecture: { type: 'string', default: 'seed' },
+    epochs: { type: 'string' },
+    seed: { type: 'string' },
     out: { type: 'string' },
   },
 });
 
-const seed = Number(values.seed);
+const preset = values.recipe as PresetName;
+const architecture = values.architecture as ArchitectureName;
+const recipe = resolveRecipe({
+  preset,
+  architecture,
+  epochs: values.epochs === undefined ? undefined : Number(values.epochs),
+  seed: values.seed === undefined ? undefined : Number(values.seed),
+});
+const seed = recipe.seed;
+// The seed recipe's files keep their original names.
+const prefix = [
+  preset === 'seed' ? '' : `${preset}-`,
+  architecture === 'seed' ? '' : `${architecture}-`,
+  recipe.epochs === PRESETS[preset].epochs ? '' : `${recipe.epochs}epochs-`,
+].join('');
 const started = new Date().toISOString();
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
 const epochs: EpochMetrics[] = [];
 const write = async (engine: string, done: boolean) => {
-  const file = join(import.meta.dirname, 'results', `full-recipe-${engine}-seed${seed}.json`);
+  const file = join(import.meta.dirname, 'results', `full-recipe-${prefix}${engine}-seed${seed}.json`);
   const best = epochs.reduce((b, m) => Math.max(b, m.testAccuracy), 0);
   await writeFileAtomic(
     file,
     JSON.stringify(
       {
-        benchmark: 'full seed recipe (SGD 0.01/0.9, batch 128, 19 epochs, MNIST)',
+        benchmark: `full ${preset} recipe, ${architecture} architecture, ${recipe.epochs} epochs, MNIST`,
+        load: loadavg().map((l) => Math.round(l * 100) / 100),
+        recipe,
         command: `npx tsx bench/full-recipe.ts ${process.argv.slice(2).join(' ')}`,
         started,
         finished: done ? new Date().toISOString() : null,
@@ -53,12 +75,15 @@ const write = async (engine: string, done: boolean) => {
   );
 };
 
-const outDir = resolve(values.out ?? `runs/bench-full-recipe-seed${seed}`);
-// Resuming keeps the history the checkpoint already holds.
-epochs.push(...((await loadCheckpoint(join(outDir, 'checkpoint')))?.state.metrics ?? []));
+const outDir = resolve(values.out ?? `runs/bench-full-recipe-${prefix}seed${seed}`);
+// Resuming keeps the history the checkpoint already holds (decoding it needs the engine up).
+await initEngine(values.engine as EngineName | undefined);
+const checkpoint = await loadCheckpoint(join(outDir, 'checkpoint'));
+epochs.push(...(checkpoint?.state.metrics ?? []));
+if (checkpoint) tf.dispose([...Object.values(checkpoint.modelWeights), ...checkpoint.optimizerWeights.map((w) => w.tensor)]);
 let pending = Promise.resolve();
 const result = await train({
-  recipe: { epochs: Number(values.epochs), seed },
+  recipe,
   dataDir: values['data-dir'],
   outDir,
   resume: true,

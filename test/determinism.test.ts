@@ -27,11 +27,11 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function trainOn(threads: number): Promise<{ weights: Buffer; engine: string }> {
-  const out = join(dir, `run-${threads}`);
+async function trainOn(threads: number, extra: string[] = []): Promise<{ weights: Buffer; engine: string }> {
+  const out = join(dir, `run-${threads}${extra.join('')}`);
   const { stdout } = await execFileAsync(
     process.execPath,
-    [join(REPO_ROOT, 'bin', 'digits.mjs'), 'train', '--data-dir', dir, '--epochs', '2', '--seed', '5', '--engine', 'wasm', '--json', '--out', out],
+    [join(REPO_ROOT, 'bin', 'digits.mjs'), 'train', '--data-dir', dir, '--epochs', '2', '--seed', '5', '--engine', 'wasm', '--json', '--out', out, ...extra],
     { env: { ...process.env, WASM_THREADS: String(threads) }, timeout: 120_000 },
   );
   const last = JSON.parse(stdout.trim().split('\n').at(-1)!);
@@ -46,5 +46,12 @@ describe('determinism across thread counts', () => {
     expect([one.engine, two.engine, three.engine]).toEqual(['wasm-simd', 'wasm-simd-mt', 'wasm-simd-mt']);
     expect(two.weights.equals(one.weights), '2 threads vs 1').toBe(true);
     expect(three.weights.equals(one.weights), '3 threads vs 1').toBe(true);
+  });
+
+  it.each(['seed', 'compact'])('the fast recipe (schedule, augmentation) with the %s architecture: 1 and 2 threads bit-identical', { timeout: 300_000 }, async (architecture) => {
+    const extra = ['--recipe', 'fast', '--architecture', architecture];
+    const one = await trainOn(1, extra);
+    const two = await trainOn(2, extra);
+    expect(two.weights.equals(one.weights), '2 threads vs 1').toBe(true);
   });
 });

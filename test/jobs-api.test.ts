@@ -3,7 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { SEED_RECIPE } from '../src/training/recipe.ts';
+import { recipeOf } from '../src/queue/schema.ts';
+import { DEFAULT_PRESET, PRESETS } from '../src/training/recipe.ts';
+import type { PresetName } from '../src/training/types.ts';
 import { getJson, makeDirs, openEvents, postJson, removeTempDirs, startTestApi, type TestApi } from './helpers/jobs.ts';
 
 const PREFIX = `test-jobs-api-${process.pid}`;
@@ -24,14 +26,20 @@ const expectProblem = (response: { status: number; headers: Headers; body: any }
   expect(response.body).toMatchObject({ status, title: expect.any(String), detail: expect.any(String) });
 };
 
+/** What a job request resolves to when it names only `recipe` (the preset's training fields). */
+function presetRequest(preset: PresetName = DEFAULT_PRESET) {
+  const { architecture, dataset, epochs, batchSize, learningRate, momentum, seed } = PRESETS[preset];
+  return { recipe: preset, architecture, dataset, epochs, batchSize, learningRate, momentum, seed };
+}
+
 describe('POST /v1/jobs', () => {
-  it('queues a job with the seed recipe by default: 202, Location, state queued', async () => {
+  it('queues a job with the default recipe: 202, Location, state queued', async () => {
     const response = await postJson(`${api.url}/v1/jobs`);
     expect(response.status).toBe(202);
     const job = response.body;
     expect(job.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(response.headers.get('location')).toBe(`/v1/jobs/${job.id}`);
-    expect(job).toMatchObject({ state: 'queued', request: { ...SEED_RECIPE }, metrics: [], progress: null, modelVersion: null, error: null, attempts: 0 });
+    expect(job).toMatchObject({ state: 'queued', request: presetRequest(), metrics: [], progress: null, modelVersion: null, error: null, attempts: 0 });
     expect(new Date(job.createdAt).toISOString()).toBe(job.createdAt);
 
     const fetched = await getJson(`${api.url}${response.headers.get('location')}`);
@@ -43,8 +51,15 @@ describe('POST /v1/jobs', () => {
     const request = { dataset: 'fashion-mnist', epochs: 2, limit: 512, learningRate: 0.05, targetAccuracy: 0.8, name: 'quick' };
     const { status, body } = await postJson(`${api.url}/v1/jobs`, request);
     expect(status).toBe(202);
-    expect(body.request).toEqual({ ...SEED_RECIPE, ...request });
+    expect(body.request).toEqual({ ...presetRequest(), ...request });
     expect(body.name).toBe('quick');
+  });
+
+  it.each(['seed', 'fast'] as const)('recipe "%s" fills in that preset\'s values; architecture compact is taken', async (preset) => {
+    const { status, body } = await postJson(`${api.url}/v1/jobs`, { recipe: preset, architecture: 'compact', epochs: 2 });
+    expect(status).toBe(202);
+    expect(body.request).toEqual({ ...presetRequest(preset), architecture: 'compact', epochs: 2 });
+    expect(recipeOf(body.request)).toEqual({ ...PRESETS[preset], architecture: 'compact', epochs: 2 });
   });
 
   it('accepts curl -d bodies (form content type carrying JSON)', async () => {
@@ -66,6 +81,8 @@ describe('POST /v1/jobs', () => {
     [{ learningRate: -1 }, 'learningRate'],
     [{ targetAccuracy: 1.5 }, 'targetAccuracy'],
     [{ epoch: 3 }, 'epoch'],
+    [{ recipe: 'slow' }, 'recipe'],
+    [{ architecture: 'huge' }, 'architecture'],
   ])('rejects %j with 422 naming the field', async (body, field) => {
     const response = await postJson(`${api.url}/v1/jobs`, body);
     expectProblem(response, 422);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forwardInfer, forwardTrain, seedNetWeights } from '../src/model/forward.ts';
-import { buildSeedNet, EXPECTED_TRAINABLE_PARAMS, summarize } from '../src/model/seed-net.ts';
+import { architectureOf, buildSeedNet, COMPACT_TRAINABLE_PARAMS, EXPECTED_TRAINABLE_PARAMS, summarize } from '../src/model/seed-net.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -77,6 +77,42 @@ describe('seed network', () => {
     const c = forwardTrain(weights, x, 12).logits.arraySync();
     expect(a).toEqual(b);
     expect(a).not.toEqual(c);
+    model.dispose();
+  });
+});
+
+describe('compact network', () => {
+  it('has at most 8,000 trainable parameters, the seed net\'s blocks and its spatial shapes', () => {
+    const model = buildSeedNet(1, 'compact');
+    const summary = summarize(model);
+    expect(summary.trainableParams).toBe(COMPACT_TRAINABLE_PARAMS);
+    expect(summary.trainableParams).toBeLessThanOrEqual(8000);
+    expect(architectureOf(model)).toBe('compact');
+    const spatial = summary.layers
+      .filter((l) => l.name.endsWith('_conv') || l.name.startsWith('pool'))
+      .map((l) => l.outputShape.slice(1, 3));
+    expect(spatial).toEqual([[26, 26], [24, 24], [22, 22], [11, 11], [9, 9], [7, 7], [1, 1], [1, 1]]);
+    // Same building blocks: bias-free convs, BN, dropout, GAP, no dense layers.
+    expect(model.layers.some((l) => l.getClassName() === 'Dense')).toBe(false);
+    for (const layer of model.layers.filter((l) => l.name.endsWith('_conv'))) expect(layer.getConfig().useBias).toBe(false);
+    model.dispose();
+  });
+
+  it('functional forwards follow its layout: inference matches model.predict', () => {
+    const model = buildSeedNet(2, 'compact');
+    const weights = seedNetWeights(model);
+    expect(weights.blocks.map((b) => b.kernel.shape[3])).toEqual([8, 12, 16, 16, 16]);
+    const x = tf.randomNormal([3, 28, 28, 1], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const expected = (model.predict(x) as tf.Tensor).arraySync() as number[][];
+    const actual = tf.softmax(forwardInfer(weights, x)).arraySync();
+    actual.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(expected[i]![j]!, 5)));
+    expect(forwardTrain(weights, x, 3).logits.shape).toEqual([3, 10]);
+    model.dispose();
+  });
+
+  it('a model of unknown architecture is refused by name', () => {
+    const model = tf.sequential({ name: 'mystery', layers: [tf.layers.dense({ inputShape: [2], units: 1 })] });
+    expect(() => seedNetWeights(model)).toThrow(/unknown model architecture "mystery"/);
     model.dispose();
   });
 });

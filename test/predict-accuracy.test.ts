@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { generateDigitCorpus } from '../bench/digit-corpus.ts';
 import { loadDataset } from '../src/data/datasets.ts';
 import { readIdxImages } from '../src/data/idx.ts';
 import { forwardInfer, seedNetWeights } from '../src/model/forward.ts';
@@ -20,6 +21,15 @@ import { pngOf, postPredict, startServingApi, type ServingApi } from './helpers/
 
 const MNIST_DIR = process.env.MNIST_DIR ?? join(REPO_ROOT, '..', 'shared', 'data', 'mnist');
 const SUBSET = 500;
+/**
+ * This file's model (seed recipe, seed 4, 1 epoch on 12,000 images: bit-reproducible) read
+ * 421 of the corpus's 540 images (77.96 %) with stroke-width normalisation, 406 (75.19 %)
+ * without it (bench/robustness.ts). The floor leaves 5 images for font rendering that differs
+ * between librsvg builds.
+ */
+const CORPUS_FLOOR = 0.77;
+/** The corpus renders digits in DejaVu fonts (Debian's fonts-dejavu-core). */
+const HAS_DEJAVU = existsSync('/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf');
 
 describe.skipIf(!existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz')))('a trained model over HTTP', () => {
   let api: ServingApi;
@@ -68,6 +78,21 @@ describe.skipIf(!existsSync(join(MNIST_DIR, 't10k-images-idx3-ubyte.gz')))('a tr
     expect(labels).toEqual(expectedLabels);
     expect(correct / SUBSET).toBe(expected.accuracy);
     expect(expected.accuracy).toBeGreaterThan(0.5); // a trained model (chance: 0.1), whatever the seed
+  });
+
+  it.skipIf(!HAS_DEJAVU)('?preprocess=mnist reads the generated non-MNIST corpus (fonts, pens, inverted, JPEG) above its measured floor', { timeout: 300_000 }, async () => {
+    const corpus = await generateDigitCorpus();
+    const labels: number[] = [];
+    for (let first = 0; first < corpus.length; first += 60) {
+      const batch = corpus.slice(first, first + 60);
+      const body = JSON.stringify({ instances: batch.map((image) => ({ image: image.bytes.toString('base64') })) });
+      const response = await postPredict(`${api.url}/v1/predict?preprocess=mnist`, body, 'application/json');
+      expect(response.status, JSON.stringify(response.body)).toBe(200);
+      labels.push(...response.body.predictions.map((p: { label: number }) => p.label));
+    }
+    const accuracy = labels.filter((label, i) => label === corpus[i]!.label).length / corpus.length;
+    console.info(`generated corpus, ${corpus.length} images, ?preprocess=mnist accuracy ${accuracy.toFixed(4)}`);
+    expect(accuracy).toBeGreaterThanOrEqual(CORPUS_FLOOR);
   });
 
   /** A thick-pen digit on a 900×700 off-white sheet, away from the centre. */

@@ -94,9 +94,9 @@ describe('the grayscale PNG fast path', () => {
 });
 
 describe('InferenceNet (BatchNorm folded into the convs)', () => {
-  it('gives forwardInfer\'s logits for a network with non-trivial BatchNorm statistics', async () => {
+  it.each(['seed', 'compact'] as const)('gives forwardInfer\'s logits for a %s network with non-trivial BatchNorm statistics', async (architecture) => {
     await initEngine();
-    const model = buildSeedNet(7);
+    const model = buildSeedNet(7, architecture);
     const weights = seedNetWeights(model);
     weights.blocks.forEach((block, i) => {
       const channels = block.gamma.shape[0]!;

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/training/artifacts.ts';
 import { loadCheckpoint } from '../src/training/checkpoint.ts';
+import { learningRateAt } from '../src/training/schedule.ts';
 import { train } from '../src/training/train.ts';
 import type { BatchProgress, EpochMetrics } from '../src/training/types.ts';
 
@@ -88,6 +89,35 @@ describe.skipIf(!hasMnist)('training on MNIST', () => {
       expect(maxDiff).toBeLessThan(1e-5);
     });
     expect(resumed.metrics[1]!.testAccuracy).toBeCloseTo(straight.metrics[1]!.testAccuracy, 4);
+  });
+
+  it.each([
+    ['fast', 'seed'],
+    ['fast', 'compact'],
+  ] as const)('%s recipe, %s architecture: 1 epoch + resume + 1 epoch is bit-identical to 2 epochs in one go', async (preset, architecture) => {
+    // Schedule, augmentation, Nesterov momentum and decay all in play: 10 steps per epoch.
+    const recipe = { preset, architecture, epochs: 2, limit: 640, batchSize: 64, seed: 3 };
+    const straight = await train({ recipe, dataDir: MNIST_DIR, outDir: join(work, `straight-${preset}-${architecture}`) });
+
+    const controller = new AbortController();
+    const interrupted = join(work, `interrupted-${preset}-${architecture}`);
+    await train({ recipe, dataDir: MNIST_DIR, outDir: interrupted, signal: controller.signal, onEpoch: () => controller.abort() });
+    const checkpoint = (await loadCheckpoint(join(interrupted, 'checkpoint')))!;
+    expect(checkpoint.state.recipe).toMatchObject({ preset, architecture, schedule: 'one-cycle' });
+    // The schedule's state: 10 of 20 steps done, the rate of step 9 last set.
+    expect(checkpoint.state.schedule).toEqual({ name: 'one-cycle', step: 10, totalSteps: 20, learningRate: learningRateAt(checkpoint.state.recipe, 9, 20, 10) });
+    tf.dispose([...Object.values(checkpoint.modelWeights), ...checkpoint.optimizerWeights.map((w) => w.tensor)]);
+
+    // The resumed run takes everything from the checkpoint, whatever it is asked for.
+    const resumed = await train({ recipe: { preset: 'seed' }, dataDir: MNIST_DIR, outDir: interrupted, resume: true });
+    expect(resumed.metrics.map((m) => m.epoch)).toEqual([1, 2]);
+    const a = await weightsOf(straight.modelDir!);
+    const b = await weightsOf(resumed.modelDir!);
+    expect(b).toEqual(a);
+    expect(resumed.metrics[1]!.testAccuracy).toBe(straight.metrics[1]!.testAccuracy);
+    const metadata = JSON.parse(await readFile(join(resumed.modelDir!, 'metadata.json'), 'utf8'));
+    expect(metadata).toMatchObject({ preset, architecture, recipe: { preset, architecture } });
+    expect(metadata.trainableParams).toBe(architecture === 'compact' ? 7568 : 14320);
   });
 
   it('stops early when the target accuracy is reached', async () => {

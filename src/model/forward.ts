@@ -3,7 +3,7 @@
 // dropout masks from our seeded generator (so resumed runs repeat exactly) and
 // hands back the batch statistics for the BatchNorm running averages.
 import * as tf from '@tensorflow/tfjs';
-import { BN_EPSILON, BN_MOMENTUM, CONV_BLOCKS, DROPOUT_RATE } from './seed-net.ts';
+import { architectureOf, ARCHITECTURES, BN_EPSILON, BN_MOMENTUM, DROPOUT_RATE, type ConvBlock } from './seed-net.ts';
 import { reluBatchNormDropout } from '../engine/ops.ts';
 import { deriveSeed } from '../lib/random.ts';
 
@@ -16,6 +16,8 @@ export interface BlockWeights {
 }
 
 export interface SeedNetWeights {
+  /** The architecture's conv blocks (seed or compact), one per entry of `blocks`. */
+  layout: readonly ConvBlock[];
   blocks: BlockWeights[];
   head: tf.Variable;
   /** Every trainable variable, in the model's order (the optimizer's order too). */
@@ -30,7 +32,8 @@ function layerWeight(model: tf.LayersModel, layer: string, name: string): tf.Lay
 
 export function seedNetWeights(model: tf.LayersModel): SeedNetWeights {
   const variable = (layer: string, name: string) => layerWeight(model, layer, name).read() as tf.Variable;
-  const blocks = CONV_BLOCKS.map((block) => ({
+  const layout = ARCHITECTURES[architectureOf(model)].blocks;
+  const blocks = layout.map((block) => ({
     kernel: variable(`${block.name}_conv`, 'kernel'),
     gamma: variable(`${block.name}_bn`, 'gamma'),
     beta: variable(`${block.name}_bn`, 'beta'),
@@ -39,7 +42,7 @@ export function seedNetWeights(model: tf.LayersModel): SeedNetWeights {
   }));
   const head = variable('block4_conv', 'kernel');
   const trainable = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  return { blocks, head, trainable };
+  return { layout, blocks, head, trainable };
 }
 
 export interface BatchStatistics {
@@ -67,7 +70,7 @@ export function forwardTrain(
 ): TrainForward {
   const statistics: BatchStatistics[] = [];
   let h: tf.Tensor4D = x;
-  CONV_BLOCKS.forEach((block, i) => {
+  weights.layout.forEach((block, i) => {
     const w = weights.blocks[i]!;
     const z = tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid');
     // ReLU → BatchNorm → Dropout as one op with a hand-written gradient (src/engine/ops.ts):
@@ -86,7 +89,7 @@ export function forwardTrain(
 /** Inference-mode forward (BatchNorm on running statistics, no dropout): logits. */
 export function forwardInfer(weights: SeedNetWeights, x: tf.Tensor4D): tf.Tensor2D {
   let h: tf.Tensor4D = x;
-  CONV_BLOCKS.forEach((block, i) => {
+  weights.layout.forEach((block, i) => {
     const w = weights.blocks[i]!;
     const a = tf.relu(tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid'));
     h = tf.batchNorm(a, w.movingMean.read(), w.movingVariance.read(), w.beta, w.gamma, BN_EPSILON) as tf.Tensor4D;

@@ -11,14 +11,51 @@ export const BN_MOMENTUM = 0.9;
 export const BN_EPSILON = 1e-5;
 export const EXPECTED_TRAINABLE_PARAMS = 14_320;
 
+export interface ConvBlock {
+  name: string;
+  filters: number;
+  dropout: boolean;
+  poolAfter: boolean;
+}
+
 /** The five conv → ReLU → BatchNorm blocks; `pool` marks the 2×2 average pool after a block. */
-export const CONV_BLOCKS = [
+export const CONV_BLOCKS: readonly ConvBlock[] = [
   { name: 'block0', filters: 16, dropout: true, poolAfter: false },
   { name: 'block1', filters: 16, dropout: true, poolAfter: false },
   { name: 'block1d', filters: 16, dropout: true, poolAfter: true },
   { name: 'block2', filters: 32, dropout: true, poolAfter: false },
   { name: 'block3', filters: 16, dropout: false, poolAfter: false },
-] as const;
+];
+
+/**
+ * The compact model: the seed net's topology and building blocks (bias-free 3×3 convs,
+ * ReLU → BN → dropout, one 2×2 pool, GAP, 1×1 head) with fewer channels where the
+ * maps are largest, so it has about half the parameters and FLOPs: 7,568 trainable.
+ */
+export const COMPACT_BLOCKS: readonly ConvBlock[] = [
+  { name: 'block0', filters: 8, dropout: true, poolAfter: false },
+  { name: 'block1', filters: 12, dropout: true, poolAfter: false },
+  { name: 'block1d', filters: 16, dropout: true, poolAfter: true },
+  { name: 'block2', filters: 16, dropout: true, poolAfter: false },
+  { name: 'block3', filters: 16, dropout: false, poolAfter: false },
+];
+export const COMPACT_TRAINABLE_PARAMS = 7_568;
+
+export const ARCHITECTURE_NAMES = ['seed', 'compact'] as const;
+export type ArchitectureName = (typeof ARCHITECTURE_NAMES)[number];
+
+/** Per architecture: its blocks and the tfjs model name that identifies it in a saved model.json. */
+export const ARCHITECTURES: Readonly<Record<ArchitectureName, { blocks: readonly ConvBlock[]; modelName: string }>> = {
+  seed: { blocks: CONV_BLOCKS, modelName: 'seed_net' },
+  compact: { blocks: COMPACT_BLOCKS, modelName: 'compact_net' },
+};
+
+/** The architecture of a built or loaded model, from its name (model.json keeps it). */
+export function architectureOf(model: tf.LayersModel): ArchitectureName {
+  const found = ARCHITECTURE_NAMES.find((name) => ARCHITECTURES[name].modelName === model.name);
+  if (!found) throw new Error(`unknown model architecture "${model.name}" (expected ${ARCHITECTURE_NAMES.map((n) => ARCHITECTURES[n].modelName).join(' or ')})`);
+  return found;
+}
 
 /** PyTorch's default conv init (kaiming_uniform, a=√5) is uniform ±1/√fan_in. */
 function torchConvInit(fanIn: number, seed: number) {
@@ -26,10 +63,11 @@ function torchConvInit(fanIn: number, seed: number) {
   return tf.initializers.randomUniform({ minval: -bound, maxval: bound, seed });
 }
 
-export function buildSeedNet(seed = 1): tf.Sequential {
-  const model = tf.sequential({ name: 'seed_net' });
+export function buildSeedNet(seed = 1, architecture: ArchitectureName = 'seed'): tf.Sequential {
+  const { blocks, modelName } = ARCHITECTURES[architecture];
+  const model = tf.sequential({ name: modelName });
   let channels: number = INPUT_SHAPE[2];
-  CONV_BLOCKS.forEach((block, i) => {
+  blocks.forEach((block, i) => {
     model.add(
       tf.layers.conv2d({
         name: `${block.name}_conv`,
@@ -57,7 +95,7 @@ export function buildSeedNet(seed = 1): tf.Sequential {
       filters: NUM_CLASSES,
       kernelSize: 1,
       useBias: false,
-      kernelInitializer: torchConvInit(channels, seed * 100 + CONV_BLOCKS.length),
+      kernelInitializer: torchConvInit(channels, seed * 100 + blocks.length),
     }),
   );
   model.add(tf.layers.flatten({ name: 'flatten' }));

@@ -2,32 +2,54 @@
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
 import { MODEL_NAME_RULE, PROMOTION_POLICIES, isModelName } from '../registry/model-name.ts';
-import { SEED_RECIPE } from '../training/recipe.ts';
-import type { BatchProgress, EpochMetrics, Recipe } from '../training/types.ts';
+import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
+import { DEFAULT_PRESET, PRESETS, resolveRecipe } from '../training/recipe.ts';
+import { PRESET_NAMES, type BatchProgress, type EpochMetrics, type Recipe } from '../training/types.ts';
 
-/** POST /v1/jobs body; every field is optional and defaults to the seed recipe. Unknown keys are errors (typos). */
-export const JobRequestSchema = z.strictObject({
-  dataset: z.enum(DATASET_NAMES).default(SEED_RECIPE.dataset),
-  epochs: z.int().min(1).max(50).default(SEED_RECIPE.epochs),
-  batchSize: z.int().min(1).max(60_000).default(SEED_RECIPE.batchSize),
-  learningRate: z.number().gt(0).max(10).default(SEED_RECIPE.learningRate),
-  momentum: z.number().min(0).lt(1).default(SEED_RECIPE.momentum),
-  seed: z.int().min(0).max(2 ** 31 - 1).default(SEED_RECIPE.seed),
-  limit: z.int().min(1).max(60_000).optional(),
-  targetAccuracy: z.number().gt(0).max(1).optional(),
-  name: z.string().trim().min(1).max(200).optional(),
-  /** The model name to publish under (default: the data set's name). */
-  model: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }).optional(),
-  /** Whether the new version becomes its name's default (default if-better). */
-  promote: z.enum(PROMOTION_POLICIES).optional(),
-  /** Never promote below this test accuracy. */
-  minAccuracy: z.number().min(0).max(1).optional(),
-});
+/**
+ * POST /v1/jobs body. `recipe` names a preset (default DEFAULT_PRESET); every other field is
+ * optional and defaults to that preset's value, filled in here so the stored request says
+ * what runs. Unknown keys are errors (typos).
+ */
+export const JobRequestSchema = z
+  .strictObject({
+    recipe: z.enum(PRESET_NAMES).default(DEFAULT_PRESET),
+    architecture: z.enum(ARCHITECTURE_NAMES).optional(),
+    dataset: z.enum(DATASET_NAMES).optional(),
+    epochs: z.int().min(1).max(50).optional(),
+    batchSize: z.int().min(1).max(60_000).optional(),
+    learningRate: z.number().gt(0).max(10).optional(),
+    momentum: z.number().min(0).lt(1).optional(),
+    seed: z.int().min(0).max(2 ** 31 - 1).optional(),
+    limit: z.int().min(1).max(60_000).optional(),
+    targetAccuracy: z.number().gt(0).max(1).optional(),
+    name: z.string().trim().min(1).max(200).optional(),
+    /** The model name to publish under (default: the data set's name). */
+    model: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }).optional(),
+    /** Whether the new version becomes its name's default (default if-better). */
+    promote: z.enum(PROMOTION_POLICIES).optional(),
+    /** Never promote below this test accuracy. */
+    minAccuracy: z.number().min(0).max(1).optional(),
+  })
+  .transform((request) => {
+    const preset = PRESETS[request.recipe];
+    return {
+      ...request,
+      architecture: request.architecture ?? preset.architecture,
+      dataset: request.dataset ?? preset.dataset,
+      epochs: request.epochs ?? preset.epochs,
+      batchSize: request.batchSize ?? preset.batchSize,
+      learningRate: request.learningRate ?? preset.learningRate,
+      momentum: request.momentum ?? preset.momentum,
+      seed: request.seed ?? preset.seed,
+    };
+  });
 export type JobRequest = z.infer<typeof JobRequestSchema>;
 
 export function recipeOf(request: JobRequest): Recipe {
-  const { name: _name, model: _model, promote: _promote, minAccuracy: _minAccuracy, ...recipe } = request;
-  return recipe;
+  const { name: _name, model: _model, promote: _promote, minAccuracy: _minAccuracy, recipe, ...overrides } = request;
+  // Requests stored before presets existed (no `recipe`) were for the seed recipe.
+  return resolveRecipe({ ...overrides, preset: recipe ?? 'seed' });
 }
 
 /** The model name a job publishes under. */

@@ -3,13 +3,25 @@
 // caller changing, which is why artifacts are read as bytes, not as paths.
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
-import type { EpochMetrics, Recipe } from '../training/types.ts';
+import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
+import { PRESET_NAMES, SCHEDULE_NAMES, type EpochMetrics, type Recipe } from '../training/types.ts';
 import type { PromotionPolicy } from './model-name.ts';
 
 export const ARTIFACT_NAMES = ['model.json', 'weights.bin'] as const;
 export type ArtifactName = (typeof ARTIFACT_NAMES)[number];
 
+// Versions trained before presets existed used the seed recipe: missing fields take its values.
 const RECIPE_SCHEMA = z.looseObject({
+  preset: z.enum(PRESET_NAMES).default('seed'),
+  architecture: z.enum(ARCHITECTURE_NAMES).default('seed'),
+  nesterov: z.boolean().default(false),
+  weightDecay: z.number().min(0).default(0),
+  labelSmoothing: z.number().min(0).default(0),
+  schedule: z.enum(SCHEDULE_NAMES).default('constant'),
+  augmentation: z
+    .object({ rotationDegrees: z.number(), shiftPixels: z.number(), scaleFraction: z.number() })
+    .nullable()
+    .default(null),
   dataset: z.enum(DATASET_NAMES),
   epochs: z.number().int().positive(),
   batchSize: z.number().int().positive(),

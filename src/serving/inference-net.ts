@@ -8,7 +8,7 @@
 // one pool, a mean and a matrix product.
 import * as tf from '@tensorflow/tfjs';
 import type { SeedNetWeights } from '../model/forward.ts';
-import { BN_EPSILON, CONV_BLOCKS } from '../model/seed-net.ts';
+import { BN_EPSILON, type ConvBlock } from '../model/seed-net.ts';
 
 // A type, not an interface: tf.tidy returns only containers with an index signature.
 type Folded = {
@@ -34,7 +34,10 @@ export interface FoldedWeights {
 }
 
 export class InferenceNet {
-  private constructor(private readonly folded: Folded) {}
+  private constructor(
+    private readonly layout: readonly ConvBlock[],
+    private readonly folded: Folded,
+  ) {}
 
   /** Folds the BatchNorms of `weights` into new tensors; `weights` can be disposed afterwards. */
   static fold(weights: SeedNetWeights): InferenceNet {
@@ -60,7 +63,7 @@ export class InferenceNet {
         headBias: tf.matMul(last.shift.reshape([1, -1]), head).reshape([-1]),
       };
     }) as Folded;
-    return new InferenceNet(folded);
+    return new InferenceNet(weights.layout, folded);
   }
 
   /** Logits for a batch [N, 28, 28, 1] of normalised images. */
@@ -68,7 +71,7 @@ export class InferenceNet {
     const { kernels, biases, headKernel, headBias } = this.folded;
     return tf.tidy(() => {
       let h = x;
-      CONV_BLOCKS.forEach((block, i) => {
+      this.layout.forEach((block, i) => {
         h = tf.fused.conv2d({ x: h, filter: kernels[i]!, strides: 1, pad: 'valid', bias: biases[i], activation: 'relu' });
         if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid');
       });

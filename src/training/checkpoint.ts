@@ -15,6 +15,12 @@ export interface CheckpointState {
   epoch: number;
   recipe: Recipe;
   metrics: EpochMetrics[];
+  /**
+   * Where the learning-rate schedule stands: steps done of totalSteps and the last rate set.
+   * The rate is a pure function of the step (schedule.ts), so this is its whole state;
+   * absent in checkpoints written before schedules existed (constant rate).
+   */
+  schedule?: { name: string; step: number; totalSteps: number; learningRate: number };
   /** Total seconds spent training before this checkpoint (across resumes). */
   createdAt: string;
 }

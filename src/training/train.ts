@@ -12,8 +12,10 @@ import { forwardInfer, forwardTrain, seedNetWeights, updateRunningStatistics, ty
 import { buildSeedNet, DROPOUT_RATE, summarize } from '../model/seed-net.ts';
 import { METADATA_JSON, registerFileRouter, saveModel } from './artifacts.ts';
 import { loadCheckpoint, restoreModelWeights, saveCheckpoint } from './checkpoint.ts';
+import { augmentImages } from './augment.ts';
 import { resolveRecipe } from './recipe.ts';
-import type { EpochMetrics, Recipe, TrainOptions, TrainResult } from './types.ts';
+import { learningRateAt } from './schedule.ts';
+import type { Augmentation, EpochMetrics, Recipe, TrainOptions, TrainResult } from './types.ts';
 
 export class ResumeMismatchError extends Error {
   constructor(message: string) {
@@ -22,16 +24,31 @@ export class ResumeMismatchError extends Error {
   }
 }
 
-/** Copies the images and labels of `indices` into a batch. */
-function gatherBatch(split: Split, indices: Uint32Array): { x: tf.Tensor4D; labels: tf.Tensor1D } {
-  const images = new Float32Array(indices.length * 784);
+/** Augmentation of one batch: what to apply, its stream's seed, and the empty-pixel value. */
+export interface BatchAugmentation {
+  augmentation: Augmentation;
+  seed: number;
+  background: number;
+}
+
+/** Copies the images and labels of `indices` into a batch, augmented when asked. */
+function gatherBatch(split: Split, indices: Uint32Array, augment?: BatchAugmentation): { x: tf.Tensor4D; labels: tf.Tensor1D } {
+  let images = new Float32Array(indices.length * 784);
   const labels = new Int32Array(indices.length);
   indices.forEach((index, row) => {
     images.set(split.images.subarray(index * 784, index * 784 + 784), row * 784);
     labels[row] = split.labels[index]!;
   });
+  if (augment) {
+    const augmented = new Float32Array(images.length);
+    augmentImages(images, augmented, indices.length, augment.augmentation, augment.seed, augment.background);
+    images = augmented;
+  }
   return { x: tf.tensor4d(images, [indices.length, 28, 28, 1]), labels: tf.tensor1d(labels, 'int32') };
 }
+
+/** Tag of the augmentation stream, so it is unrelated to the dropout stream of the same batch. */
+const AUGMENT_STREAM = 0x61756721;
 
 /** Mean loss and accuracy on a split, in inference mode, in chunks of 1000. */
 export function evaluateSplit(weights: SeedNetWeights, split: Split): { loss: number; accuracy: number } {
@@ -58,7 +75,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   registerFileRouter(); // so the saved model also loads with tf.loadLayersModel('file://…')
   const checkpointDir = join(options.outDir, 'checkpoint');
   const checkpoint = options.resume ? await loadCheckpoint(checkpointDir) : undefined;
-  const recipe: Recipe = resolveRecipe(checkpoint ? checkpoint.state.recipe : options.recipe);
+  // Checkpoints written before presets existed hold a seed-recipe run.
+  const saved: Partial<Recipe> | undefined = checkpoint?.state.recipe;
+  const recipe: Recipe = resolveRecipe(saved ? { preset: 'seed', ...saved } : options.recipe);
   if (checkpoint && options.recipe.dataset && checkpoint.state.recipe.dataset !== options.recipe.dataset) {
     throw new ResumeMismatchError(
       `checkpoint in ${checkpointDir} is for ${checkpoint.state.recipe.dataset}, not ${options.recipe.dataset}`,
@@ -72,9 +91,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     signal: options.signal,
   });
 
-  const model = buildSeedNet(recipe.seed);
+  const model = buildSeedNet(recipe.seed, recipe.architecture);
   const weights = seedNetWeights(model);
-  const optimizer = tf.train.momentum(recipe.learningRate, recipe.momentum);
+  const optimizer = tf.train.momentum(recipe.learningRate, recipe.momentum, recipe.nesterov);
   const metrics: EpochMetrics[] = [];
   if (checkpoint) {
     restoreModelWeights(model, checkpoint.modelWeights);
@@ -86,6 +105,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
   const { train: trainSplit, test: testSplit } = dataset;
   const batches = Math.ceil(trainSplit.count / recipe.batchSize);
+  const totalSteps = recipe.epochs * batches;
+  const background = -dataset.mean / dataset.std; // a 0 pixel, normalised
+  const stepOptions = { labelSmoothing: recipe.labelSmoothing, weightDecay: recipe.weightDecay };
+  let learningRate = recipe.learningRate;
   const firstEpoch = (checkpoint?.state.epoch ?? 0) + 1;
   const runStart = performance.now();
   let outcome: TrainResult['outcome'] = 'completed';
@@ -106,7 +129,18 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         break;
       }
       const indices = order.subarray(batch * recipe.batchSize, (batch + 1) * recipe.batchSize);
-      const [loss, hits] = trainStep(weights, optimizer, trainSplit, indices, deriveSeed(recipe.seed, epoch, batch));
+      // The schedule is a function of the global step alone, so a resumed run sets the same rates.
+      if (recipe.schedule !== 'constant') {
+        learningRate = learningRateAt(recipe, (epoch - 1) * batches + batch, totalSteps, batches);
+        (optimizer as tf.SGDOptimizer).setLearningRate(learningRate);
+      }
+      const augment = recipe.augmentation
+        ? { augmentation: recipe.augmentation, seed: deriveSeed(recipe.seed, epoch, batch, AUGMENT_STREAM), background }
+        : undefined;
+      const [loss, hits] = trainStep(weights, optimizer, trainSplit, indices, deriveSeed(recipe.seed, epoch, batch), DROPOUT_RATE, {
+        ...stepOptions,
+        augment,
+      });
       lossSum += loss * indices.length;
       correct += hits;
       seen += indices.length;
@@ -141,7 +175,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       engine: engine.label,
     };
     metrics.push(epochMetrics);
-    await saveCheckpoint(checkpointDir, { epoch, recipe, metrics }, model, optimizer);
+    const schedule = { name: recipe.schedule, step: epoch * batches, totalSteps, learningRate };
+    await saveCheckpoint(checkpointDir, { epoch, recipe, metrics, schedule }, model, optimizer);
     options.onEpoch?.(epochMetrics);
     if (reached(epochMetrics)) outcome = 'target-reached';
   }
@@ -155,6 +190,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       ...options.metadata,
       dataset: recipe.dataset,
       recipe,
+      preset: recipe.preset,
+      architecture: recipe.architecture,
       normalization: { mean: dataset.mean, std: dataset.std },
       trainableParams: summary.trainableParams,
       totalParams: summary.totalParams,
@@ -170,6 +207,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   return { metrics, modelDir, engine: engine.label, outcome };
 }
 
+export interface StepOptions {
+  /** Cross-entropy label smoothing ε (0: plain one-hot targets). */
+  labelSmoothing?: number;
+  /** L2 coefficient added to the conv kernels' gradients (0: none). */
+  weightDecay?: number;
+  augment?: BatchAugmentation;
+}
+
 /**
  * One SGD step on a batch, running statistics included; returns [mean loss, correct
  * predictions]. `dropoutRate` 0 is for parity checks against another framework.
@@ -181,17 +226,26 @@ export function trainStep(
   indices: Uint32Array,
   dropoutSeed: number,
   dropoutRate = DROPOUT_RATE,
+  options: StepOptions = {},
 ): [number, number] {
   return tf.tidy(() => {
-    const { x, labels } = gatherBatch(split, indices);
+    const { x, labels } = gatherBatch(split, indices, options.augment);
     const oneHot = tf.oneHot(labels, 10);
     let forward: ReturnType<typeof forwardTrain> | undefined;
     const { value, grads } = tf.variableGrads(() => {
       forward = forwardTrain(weights, x, dropoutSeed, dropoutRate);
       tf.keep(forward.logits);
       forward.statistics.forEach((s) => (tf.keep(s.mean), tf.keep(s.variance)));
-      return tf.losses.softmaxCrossEntropy(oneHot, forward.logits) as tf.Scalar;
+      return tf.losses.softmaxCrossEntropy(oneHot, forward.logits, undefined, options.labelSmoothing || undefined) as tf.Scalar;
     }, weights.trainable);
+    const decay = options.weightDecay ?? 0;
+    if (decay > 0) {
+      // Coupled L2 as PyTorch's SGD weight_decay (g += λ·w), on the conv kernels only:
+      // decaying BatchNorm's γ/β only fights the normalisation (Goyal et al. 2017).
+      for (const kernel of [...weights.blocks.map((b) => b.kernel), weights.head]) {
+        grads[kernel.name] = tf.add(grads[kernel.name]!, tf.mul(kernel, decay));
+      }
+    }
     optimizer.applyGradients(grads);
     updateRunningStatistics(weights, forward!.statistics);
     const hits = tf.equal(tf.argMax(forward!.logits, 1), labels).sum();

@@ -1,13 +1,42 @@
 import type { DatasetName } from '../data/types.ts';
 import type { EngineName } from '../engine/types.ts';
+import type { ArchitectureName } from '../model/seed-net.ts';
 
-/** A training recipe; SEED_RECIPE (recipe.ts) holds the founding document's values. */
+export const PRESET_NAMES = ['seed', 'fast'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+export const SCHEDULE_NAMES = ['constant', 'one-cycle'] as const;
+export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
+
+/** Random affine augmentation, drawn per image from a (seed, epoch, batch) stream (augment.ts). */
+export interface Augmentation {
+  /** Rotation uniform in ±degrees. */
+  rotationDegrees: number;
+  /** Shift uniform in ±pixels, each axis. */
+  shiftPixels: number;
+  /** Scale uniform in 1 ± this fraction. */
+  scaleFraction: number;
+}
+
+/** A training recipe; PRESETS (recipe.ts) hold the named ones (`seed` is the founding document's). */
 export interface Recipe {
+  /** The preset the other fields started from (overrides may follow). */
+  preset: PresetName;
+  architecture: ArchitectureName;
   dataset: DatasetName;
   epochs: number;
   batchSize: number;
+  /** SGD learning rate; the peak for the one-cycle schedule. */
   learningRate: number;
   momentum: number;
+  nesterov: boolean;
+  /** L2 penalty added to the conv kernels' gradients (PyTorch SGD's weight_decay); BN parameters are not decayed. */
+  weightDecay: number;
+  /** Cross-entropy target smoothing ε: targets (1−ε)·onehot + ε/10. */
+  labelSmoothing: number;
+  schedule: ScheduleName;
+  /** null: the images as they are. */
+  augmentation: Augmentation | null;
   /** Seed for weight init, shuffling and dropout; same seed → same run. */
   seed: number;
   /** Train on the first N images only (smoke tests). */

@@ -13,29 +13,34 @@ import { JobsService } from '../../src/queue/jobs-service.ts';
 import { announceModel } from '../../src/registry/announcements.ts';
 import { FileSystemRegistry } from '../../src/registry/filesystem.ts';
 import type { ModelVersion } from '../../src/registry/types.ts';
-import { buildSeedNet } from '../../src/model/seed-net.ts';
+import { buildSeedNet, summarize, type ArchitectureName } from '../../src/model/seed-net.ts';
 import { initEngine } from '../../src/engine/index.ts';
 import { trainingMetadata, writeTrainingOutput } from './model-fixture.ts';
 import { connectRedis } from '../../src/queue/connection.ts';
 
 /** An untrained seed net (its seed makes its predictions its own) as a training output directory. */
-export async function seedNetOutput(seed: number, overrides: Record<string, unknown> = {}): Promise<string> {
+export async function seedNetOutput(seed: number, overrides: Record<string, unknown> = {}, architecture: ArchitectureName = 'seed'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'serving-model-'));
   await initEngine(); // the backend the API will use too (idempotent)
-  const model = buildSeedNet(seed);
+  const model = buildSeedNet(seed, architecture);
   try {
     return await writeTrainingOutput(
       dir,
       model,
-      trainingMetadata({ trainableParams: 14_320, normalization: { mean: 0.1307, std: 0.3081 }, ...overrides }),
+      trainingMetadata({ trainableParams: summarize(model).trainableParams, architecture, normalization: { mean: 0.1307, std: 0.3081 }, ...overrides }),
     );
   } finally {
     model.dispose();
   }
 }
 
-export async function publishSeedNet(registry: FileSystemRegistry, seed: number, overrides: Record<string, unknown> = {}): Promise<ModelVersion> {
-  return registry.publish(await seedNetOutput(seed, overrides));
+export async function publishSeedNet(
+  registry: FileSystemRegistry,
+  seed: number,
+  overrides: Record<string, unknown> = {},
+  architecture: ArchitectureName = 'seed',
+): Promise<ModelVersion> {
+  return registry.publish(await seedNetOutput(seed, overrides, architecture));
 }
 
 export interface ServingApi {
@@ -46,7 +51,7 @@ export interface ServingApi {
   /** The queue's Redis key prefix (unique per API). */
   prefix: string;
   /** Publishes like a worker does: into the registry, then the announcement on Redis. */
-  publishAndAnnounce(seed: number): Promise<ModelVersion>;
+  publishAndAnnounce(seed: number, architecture?: ArchitectureName): Promise<ModelVersion>;
   close(): Promise<void>;
 }
 
@@ -85,8 +90,8 @@ export async function startServingApi(options: {
     registry,
     jobs,
     prefix,
-    async publishAndAnnounce(seed) {
-      const version = await publishSeedNet(registry, seed);
+    async publishAndAnnounce(seed, architecture = 'seed') {
+      const version = await publishSeedNet(registry, seed, {}, architecture);
       await announceModel(redis, { type: 'published', version: version.version });
       return version;
     },

@@ -1,12 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
-import { buildSeedNet, formatSummary, summarize } from '../../model/seed-net.ts';
-import { parse } from '../args.ts';
+import { ARCHITECTURE_NAMES, buildSeedNet, formatSummary, summarize, type ArchitectureName } from '../../model/seed-net.ts';
+import { parse, UsageError } from '../args.ts';
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { json: { type: 'boolean' } });
+  const { values } = parse(argv, { json: { type: 'boolean' }, architecture: { type: 'string' } });
+  const architecture = (values.architecture ?? 'seed') as ArchitectureName;
+  if (!ARCHITECTURE_NAMES.includes(architecture)) {
+    throw new UsageError(`--architecture must be one of ${ARCHITECTURE_NAMES.join(', ')}, got "${values.architecture}"`);
+  }
   // Building the graph needs no fast kernels: the cpu backend starts instantly.
   await tf.setBackend('cpu');
-  const model = buildSeedNet();
+  const model = buildSeedNet(1, architecture);
   const summary = summarize(model);
   process.stdout.write(values.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
   model.dispose();
