@@ -128,14 +128,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     onPredictions: (version, count) => metrics.predictions.inc({ model_version: version }, count),
     onLatency: (model, seconds) => metrics.predictDuration.observe({ model: resolver.nameOf(model) }, seconds),
   });
+  // The protocol routes report by model name.
+  const protocolMetrics = {
+    onPredictions: ({ version }: { version: string }, count: number) => metrics.predictions.inc({ model_version: version }, count),
+    onLatency: (name: string, seconds: number) => metrics.predictDuration.observe({ model: name }, seconds),
+  };
   await app.register(inferenceV2Routes, {
     resolver,
     server: { name: PACKAGE.name, version: PACKAGE.version },
     maxInstances: config.predictMaxInstances,
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
-    onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),
-    onLatency: (name, seconds) => metrics.predictDuration.observe({ model: name }, seconds),
+    ...protocolMetrics,
   });
   await app.register(tfServingRoutes, {
     resolver,
@@ -145,8 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     slots: decodeSlots,
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.predictRateLimit,
-    onPredictions: ({ version }, count) => metrics.predictions.inc({ model_version: version }, count),
-    onLatency: (name, seconds) => metrics.predictDuration.observe({ model: name }, seconds),
+    ...protocolMetrics,
   });
   const jobs = deps.jobs;
   await app.register(opsRoutes, { models, metrics, ...(jobs ? { pingRedis: () => jobs.ping() } : {}) });

@@ -7,6 +7,7 @@
 // media type (images, multipart) adds its own parser inside its own scope.
 import type { FastifyInstance } from 'fastify';
 import { ForbiddenJsonKeyError, parseClientJson } from '../../lib/safe-json.ts';
+import { parseJsonBody } from '../../serving/instances.ts';
 import { HttpProblem } from './problem-details.ts';
 
 /** Client JSON → value, or the problem that says what is wrong with it. */
@@ -44,5 +45,20 @@ export function useJsonBodies(app: FastifyInstance): void {
       );
     }
     done(null, value);
+  });
+}
+
+/**
+ * For the inference plugins (/v1/predict, v2, TF Serving): JSON parsed as bytes up to
+ * `bodyLimit` with the predict path's nesting limit (parseJsonBody); an empty body is undefined.
+ */
+export function usePredictJson(app: FastifyInstance, bodyLimit: number): void {
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
+    try {
+      done(null, body.length === 0 ? undefined : parseJsonBody(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
   });
 }

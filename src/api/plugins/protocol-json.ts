@@ -4,9 +4,9 @@
 // the predict path's nesting limit, and share /v1/predict's rate limit.
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseJsonBody } from '../../serving/instances.ts';
 import { RateLimitExceededError } from '../routes/predict.ts';
 import { clientOf } from './api-keys.ts';
+import { usePredictJson } from './body-parsing.ts';
 import { problemFor } from './problem-details.ts';
 
 export interface ProtocolJsonOptions {
@@ -28,14 +28,7 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown,
 export async function useProtocolJson(app: FastifyInstance, options: ProtocolJsonOptions): Promise<object> {
   const { bodyLimit } = options;
   app.setErrorHandler((error, request, reply) => sendError(request, reply, error, bodyLimit));
-  app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
-    try {
-      done(null, body.length === 0 ? undefined : parseJsonBody(body as Buffer));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
+  usePredictJson(app, bodyLimit);
   // Inference is open to predict-only keys (src/api/plugins/api-keys.ts).
   if (options.rateLimitPerMinute <= 0) return { config: { access: 'predict' } };
   await app.register(rateLimit, {

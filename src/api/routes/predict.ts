@@ -17,12 +17,13 @@ import {
   TooManyInstancesError,
   UnsupportedPredictMediaTypeError,
 } from '../../serving/errors.ts';
-import { instancesFromJson, instancesPixels, parseJsonBody, type Instance } from '../../serving/instances.ts';
+import { instancesFromJson, instancesPixels, type Instance } from '../../serving/instances.ts';
 import type { LoadedModel } from '../../serving/loaded-model.ts';
 import type { ModelManager } from '../../serving/model-manager.ts';
 import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
 import { clientOf } from '../plugins/api-keys.ts';
+import { usePredictJson } from '../plugins/body-parsing.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
 export interface PredictRoutesOptions {
@@ -124,14 +125,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
   // Body parsers for this plugin only: images as bytes, JSON with a nesting limit,
   // multipart with per-request limits, and a clear 415 for anything else.
   app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit }, (_request, body, done) => done(null, body));
-  app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
-    try {
-      done(null, body.length === 0 ? undefined : parseJsonBody(body as Buffer));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
+  usePredictJson(app, bodyLimit);
   app.addContentTypeParser('*', (request, _payload, done) =>
     done(new UnsupportedPredictMediaTypeError(request.headers['content-type']), undefined),
   );
