@@ -18,11 +18,12 @@ import { execSync } from 'node:child_process';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { Agent, request } from 'node:http';
 import { freePort, startRedisServer } from '../src/lib/redis-server.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { seedNetOutput } from '../test/helpers/serving.ts';
+import { png } from '../test/helpers/png.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
@@ -32,26 +33,9 @@ const SIDE = 4800;
 
 /** A blank (white) gray SIDE×SIDE PNG: ~23 KB that inflate to 23 M pixels. */
 function blankPng(): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(SIDE, 0);
-  header.writeUInt32BE(SIDE, 4);
-  header[8] = 8;
   const rows = Buffer.alloc((SIDE + 1) * SIDE, 255);
   for (let y = 0; y < SIDE; y++) rows[y * (SIDE + 1)] = 0; // filter byte "none"
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(rows, { level: 9 })),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  return png(SIDE, SIDE, { idat: deflateSync(rows, { level: 9 }) });
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });

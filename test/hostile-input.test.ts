@@ -2,45 +2,18 @@
 // model routes, sent byte for byte over real sockets. Each must get a 4xx
 // problem+json whose detail names the fault, in bounded time, and /healthz must
 // answer quickly after each one. Case classes are listed in CLASSES below.
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { waitFor } from './helpers/jobs.ts';
 import { rawRequest, type RawRequest } from './helpers/raw-http.ts';
 import { pngOf, startServingApi, strokePixels, type ServingApi } from './helpers/serving.ts';
+import { PNG_SIGNATURE, chunk, ihdr, png } from './helpers/png.ts';
 
 /** Generous bounds: the machine is shared; the point is "answers", not "fast" (bench/ measures speed). */
 const ANSWER_WITHIN_MS = 15_000;
 const HEALTHZ_WITHIN_MS = 3_000;
-
-function chunk(type: string, data: Buffer, badCrc = false): Buffer {
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(data.length);
-  const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE((crc32(typed) + (badCrc ? 1 : 0)) >>> 0);
-  return Buffer.concat([length, typed, crc]);
-}
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-function ihdr(width: number, height: number, depth = 8, colour = 0): Buffer {
-  const data = Buffer.alloc(13);
-  data.writeUInt32BE(width, 0);
-  data.writeUInt32BE(height, 4);
-  data[8] = depth;
-  data[9] = colour;
-  return data;
-}
-/** A gray PNG from parts; the defaults make a valid, all-black width × height image. */
-function png(width: number, height: number, options: { idat?: Buffer; badCrc?: 'IHDR' | 'IDAT'; noIend?: boolean; header?: Buffer } = {}): Buffer {
-  const idat = options.idat ?? deflateSync(Buffer.alloc(Math.min((width + 1) * Math.min(height, 64), 1 << 20)));
-  return Buffer.concat([
-    PNG_SIGNATURE,
-    chunk('IHDR', options.header ?? ihdr(width, height), options.badCrc === 'IHDR'),
-    chunk('IDAT', idat, options.badCrc === 'IDAT'),
-    ...(options.noIend ? [] : [chunk('IEND', Buffer.alloc(0))]),
-  ]);
-}
 
 /** Formats we do not accept, by their real signatures. */
 const OTHER_FORMATS: Record<string, Buffer> = {

@@ -3,7 +3,7 @@
 // and the server keeps answering afterwards).
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
-import { deflateSync, crc32 } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -11,6 +11,7 @@ import { toMnistForm } from '../src/serving/mnist-form.ts';
 import { loadModel } from '../src/training/artifacts.ts';
 import { waitFor } from './helpers/jobs.ts';
 import { directProbabilities, pngOf, postPredict, startServingApi, strokePixels, type ServingApi } from './helpers/serving.ts';
+import { png } from './helpers/png.ts';
 
 let api: ServingApi;
 let first: { version: string; model: tf.LayersModel };
@@ -199,21 +200,7 @@ describe('model versions', () => {
 
 /** A PNG whose header declares width × height, with a tiny zlib stream: what a decompression bomb looks like. */
 function declaredPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8; // bit depth
-  header[9] = 0; // grayscale
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', header), chunk('IDAT', deflateSync(Buffer.alloc(width + 1))), chunk('IEND', Buffer.alloc(0))]);
+  return png(width, height, { idat: deflateSync(Buffer.alloc(width + 1)) });
 }
 
 describe('hostile and wrong input gets a clear 4xx', () => {

@@ -2,12 +2,13 @@
 // are cut off (408 problem+json, connection closed, nothing left open), and many
 // image bombs at once leave /healthz answering. Real sockets throughout.
 import { readdirSync } from 'node:fs';
-import { deflateSync, crc32 } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { waitFor } from './helpers/jobs.ts';
 import { openSocket, rawRequest } from './helpers/raw-http.ts';
 import { startServingApi, type ServingApi } from './helpers/serving.ts';
+import { png } from './helpers/png.ts';
 
 const REQUEST_TIMEOUT_MS = 1500;
 const HEADERS_TIMEOUT_MS = 1000;
@@ -109,24 +110,7 @@ describe('timeouts', () => {
 
 /** A gray width × height PNG of zeros: ~23 KB for 4800×4800, 23 M pixels to inflate. */
 function blankPng(width: number, height: number): Buffer {
-  const chunk = (type: string, data: Buffer) => {
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const typed = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(typed));
-    return Buffer.concat([length, typed, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header[8] = 8;
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(Buffer.alloc((width + 1) * height), { level: 9 })),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  return png(width, height, { idat: deflateSync(Buffer.alloc((width + 1) * height), { level: 9 }) });
 }
 
 describe('many bombs in parallel', () => {

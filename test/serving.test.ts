@@ -5,9 +5,10 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PNG_SIGNATURE, chunk, ihdr } from './helpers/png.ts';
 import { initEngine } from '../src/engine/index.ts';
 import { forwardInfer, seedNetWeights } from '../src/model/forward.ts';
 import { buildSeedNet } from '../src/model/seed-net.ts';
@@ -37,23 +38,11 @@ function handmadePng(pixels: Uint8Array, side: number, filters: number[], extraC
       raw[y * (side + 1) + 1 + x] = (at(x, y) - predictor) & 0xff;
     }
   }
-  const chunk = (type: string, data: Buffer) => {
-    const head = Buffer.alloc(4);
-    head.writeUInt32BE(data.length);
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([head, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(side, 0);
-  header.writeUInt32BE(side, 4);
-  header[8] = 8;
   const compressed = deflateSync(raw);
   const half = compressed.length >> 1;
   return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
+    PNG_SIGNATURE,
+    chunk('IHDR', ihdr(side, side)),
     ...extraChunks.map(([type, data]) => chunk(type, data)),
     chunk('IDAT', compressed.subarray(0, half)),
     chunk('IDAT', compressed.subarray(half)),
