@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../src/api/app.ts';
+import { createApiServices } from '../src/api/services.ts';
 import { loadConfig } from '../src/lib/config.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
@@ -303,7 +304,8 @@ describe('keys never reach logs or metrics', () => {
     const config = loadConfig({ MODEL_DIR: join(root, 'models'), DATA_DIR: join(root, 'data'), API_KEYS: FULL_KEY, PREDICT_API_KEYS: PREDICT_KEY, PREDICT_RATE_LIMIT: '100', LOG_LEVEL: 'trace' });
     // The service's own logger (its redaction included), writing where the test can read.
     const logger = createLogger(config, {}, { write: (line: string) => void lines.push(line) });
-    const app = await buildApp({ config, registry: new FileSystemRegistry(config.modelDir), logger });
+    const services = await createApiServices(config, { logger, redis: false, registry: new FileSystemRegistry(config.modelDir) });
+    const app = await buildApp({ config, ...services, logger });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     try {

@@ -8,7 +8,9 @@ import request from 'supertest';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp, type AppDeps } from '../src/api/app.ts';
 import { problemFor } from '../src/api/plugins/problem-details.ts';
+import { createApiServices } from '../src/api/services.ts';
 import { loadConfig } from '../src/lib/config.ts';
+import { createLogger } from '../src/lib/logger.ts';
 import { freePort } from '../src/lib/redis-server.ts';
 import type { ModelAnnouncement } from '../src/registry/announcements.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
@@ -24,9 +26,10 @@ let announcements: ModelAnnouncement[];
 
 async function start(env: Record<string, string> = {}, deps: Partial<AppDeps> = {}): Promise<FastifyInstance> {
   const config = loadConfig({ MODEL_DIR: join(root, 'models'), LOG_LEVEL: 'silent', ...env });
+  const services = await createApiServices(config, { logger: createLogger(config), redis: false, registry });
   const built = await buildApp({
     config,
-    registry,
+    ...services,
     announce: async (announcement) => void announcements.push(announcement),
     ...deps,
   });

@@ -7,7 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { connectRedis, QUEUE_NAME } from '../src/queue/connection.ts';
+import { connectRedis } from '../src/lib/redis.ts';
+import { QUEUE_NAME } from '../src/queue/connection.ts';
 import { waitFor } from './helpers/jobs.ts';
 import { postPredict, startServingApi, strokePixels, type ServingApi } from './helpers/serving.ts';
 

@@ -17,9 +17,10 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { buildApp } from '../src/api/app.ts';
+import { createApiServices, type ApiServices } from '../src/api/services.ts';
 import { loadConfig } from '../src/lib/config.ts';
-import { JobsService } from '../src/queue/jobs-service.ts';
-import { FileSystemRegistry } from '../src/registry/filesystem.ts';
+import { createLogger } from '../src/lib/logger.ts';
+import type { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { tinyModel, writeTrainingOutput } from './helpers/model-fixture.ts';
 import { publishSeedNet } from './helpers/serving.ts';
 import { HTTP_METHODS, expectContract, spec, toOpenApiPath, validatorAt } from './helpers/openapi.ts';
@@ -27,26 +28,26 @@ import { HTTP_METHODS, expectContract, spec, toOpenApiPath, validatorAt } from '
 const PREFIX = `test-contract-${process.pid}`;
 let root: string;
 let app: FastifyInstance;
-let jobs: JobsService;
+let services: ApiServices;
 let registry: FileSystemRegistry;
 const routes: { method: string; url: string; hidden: boolean }[] = [];
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
   root = await mkdtemp(join(tmpdir(), 'contract-test-'));
-  const config = loadConfig({ MODEL_DIR: join(root, 'models'), DATA_DIR: join(root, 'data'), LOG_LEVEL: 'silent' });
-  registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
-  jobs = JobsService.connect({ redisUrl: inject('redisUrl'), prefix: PREFIX });
+  const config = loadConfig({ MODEL_DIR: join(root, 'models'), DATA_DIR: join(root, 'data'), LOG_LEVEL: 'silent', REDIS_URL: inject('redisUrl'), QUEUE_PREFIX: PREFIX });
+  services = await createApiServices(config, { logger: createLogger(config) });
+  registry = services.registry;
   const onRoute = (route: RouteOptions) => {
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden: route.schema?.hide === true });
   };
-  app = await buildApp({ config, registry, jobs, announce: async () => {}, onRoute });
+  app = await buildApp({ config, ...services, announce: async () => {}, onRoute });
   await app.ready();
 });
 
 afterAll(async () => {
   await app?.close();
-  await jobs?.close();
+  await services?.close();
   const redis = new Redis(inject('redisUrl'));
   const keys = await redis.keys(`${PREFIX}:*`);
   if (keys.length > 0) await redis.del(...keys);

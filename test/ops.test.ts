@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { parse } from 'yaml';
 import { freePort, startRedisServer } from '../src/lib/redis-server.ts';
-import { connectRedis, QUEUE_NAME } from '../src/queue/connection.ts';
+import { connectRedis } from '../src/lib/redis.ts';
+import { QUEUE_NAME } from '../src/queue/connection.ts';
 import { waitFor } from './helpers/jobs.ts';
 import { pngOf, postPredict, startServingApi, strokePixels, type ServingApi } from './helpers/serving.ts';
 

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { CorruptArtifactError, CorruptVersionError, InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../src/registry/errors.ts';
 import { VERSION_PATTERN } from '../src/registry/version.ts';
-import { MODELS_CHANNEL, announceModel, subscribeToModels, type ModelAnnouncement } from '../src/registry/announcements.ts';
+import { announceModel, modelsChannel, subscribeToModels, type ModelAnnouncement } from '../src/registry/announcements.ts';
 import { tinyModel, trainingMetadata, writeTrainingOutput } from './helpers/model-fixture.ts';
 
 let root: string;
@@ -181,12 +181,13 @@ describe('announcements', () => {
 
   it('delivers published and promoted announcements and ignores foreign messages', async () => {
     const received: ModelAnnouncement[] = [];
-    const subscription = await subscribeToModels(inject('redisUrl'), (announcement) => received.push(announcement));
+    const prefix = `test-announce-${process.pid}`;
+    const subscription = await subscribeToModels({ redisUrl: inject('redisUrl'), prefix }, (announcement) => received.push(announcement));
     try {
-      await redis.publish(MODELS_CHANNEL, 'not json');
-      await redis.publish(MODELS_CHANNEL, JSON.stringify({ type: 'renamed', version: 'v0001-abcdef' }));
-      await announceModel(redis, { type: 'published', version: 'v0001-abcdef' });
-      await announceModel(redis, { type: 'promoted', version: 'v0001-abcdef' });
+      await redis.publish(modelsChannel(prefix), 'not json');
+      await redis.publish(modelsChannel(prefix), JSON.stringify({ type: 'renamed', version: 'v0001-abcdef' }));
+      await announceModel(redis, prefix, { type: 'published', version: 'v0001-abcdef' });
+      await announceModel(redis, prefix, { type: 'promoted', version: 'v0001-abcdef' });
       await expect.poll(() => received.length).toBe(2);
       expect(received).toEqual([
         { type: 'published', version: 'v0001-abcdef' },

@@ -1,19 +1,20 @@
 // Builds the HTTP API without listening: `digits serve` listens on it, tests
-// call it over real HTTP. Cross-cutting concerns first (request ids, JSON bodies,
-// zod schemas, problem+json errors, API keys, CORS), then one plugin per resource.
+// call it over real HTTP. The services come built (services.ts, the composition
+// root); this file only wires routes to them. Cross-cutting concerns first
+// (request ids, JSON bodies, zod schemas, problem+json errors, API keys, CORS),
+// then one plugin per resource.
 import cors from '@fastify/cors';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
-import { initEngine } from '../engine/index.ts';
-import { DEFAULT_REDIS_URL, type Config } from '../lib/config.ts';
+import type { Config } from '../lib/config.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import type { JobsService } from '../queue/jobs-service.ts';
 import type { ModelAnnouncement } from '../registry/announcements.ts';
 import type { ModelRegistry } from '../registry/types.ts';
 import { DecodeSlots } from '../serving/decode-budget.ts';
-import { ModelManager } from '../serving/model-manager.ts';
+import type { ModelManager } from '../serving/model-manager.ts';
 import { useApiKeys } from './plugins/api-keys.ts';
 import { useJsonBodies } from './plugins/body-parsing.ts';
-import { ServiceMetrics, useMetrics } from './plugins/metrics.ts';
+import { useMetrics, type ServiceMetrics } from './plugins/metrics.ts';
 import { clientErrorProblem, frameworkProblem, useProblemDetails } from './plugins/problem-details.ts';
 import { REQUEST_ID_HEADER, requestIdFor, useRequestIds } from './plugins/request-id.ts';
 import { useZodSchemas } from './plugins/zod-schemas.ts';
@@ -29,9 +30,13 @@ import { tfServingRoutes } from './routes/tf-serving.ts';
 import { modelManagerResolver } from '../serving/model-resolver.ts';
 import { PACKAGE } from '../lib/package-info.ts';
 
+/** What createApiServices (services.ts) builds, plus the config and, for tests, hooks. */
 export interface AppDeps {
   config: Config;
   registry: ModelRegistry;
+  /** Serving; the app starts it when ready (the engine must be initialised: createApiServices does) and stops it on close. */
+  models: ModelManager;
+  metrics: ServiceMetrics;
   /** The training queue; without it the /v1/jobs routes are not mounted (e.g. a registry-only API). */
   jobs?: JobsService;
   /** Announces promotions to other processes (announceModel on a Redis connection). */
@@ -70,7 +75,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   useZodSchemas(app);
   useProblemDetails(app, { bodyLimit: config.bodyLimit });
   useApiKeys(app, { full: config.apiKeys, predict: config.predictApiKeys });
-  const metrics = new ServiceMetrics(deps.jobs);
+  const { metrics, models } = deps;
   useMetrics(app, metrics);
   if (config.corsOrigin) {
     await app.register(cors, { origin: config.corsOrigin, exposedHeaders: EXPOSED_HEADERS });
@@ -78,17 +83,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes);
   await app.register(consoleRoutes);
-  // Serving: every model name's default version, loaded when the app is ready and hot-swapped on announcements.
-  const models = new ModelManager({
-    registry: deps.registry,
-    batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs },
-    pinnedCacheSize: config.modelCacheSize,
-    recheckIntervalMs: config.modelRecheckMs,
-    defaultModel: config.defaultModel,
-    redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
-    logger: app.log,
-    onBatch: (_version, size) => metrics.batchSize.observe(size),
-  });
   await app.register(modelsRoutes, {
     prefix: '/v1',
     registry: deps.registry,
@@ -100,10 +94,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   if (deps.jobs) await app.register(jobsRoutes, { prefix: '/v1', jobs: deps.jobs });
-  app.addHook('onReady', async () => {
-    await initEngine(config.engine);
-    await models.start();
-  });
+  // Every model name's default version, loaded when the app is ready and hot-swapped on announcements.
+  app.addHook('onReady', () => models.start());
   app.addHook('onClose', async () => {
     metrics.close();
     await models.stop();

@@ -1,15 +1,11 @@
-// The API process's wiring: registry, job queue and announcements from the
-// configuration, the app on top, listening on HOST:PORT. Used by `digits serve`
-// and `digits up`; close() undoes everything in reverse order.
+// The API process: the services from the configuration (services.ts), the app
+// on top, listening on HOST:PORT. Used by `digits serve` and `digits up`;
+// close() undoes everything in reverse order.
 import type { FastifyInstance } from 'fastify';
-import { DEFAULT_REDIS_URL, type Config } from '../lib/config.ts';
+import type { Config } from '../lib/config.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
-import { connectRedis } from '../queue/connection.ts';
-import { JobsService } from '../queue/jobs-service.ts';
-import { loadQueueEnv } from '../queue/settings.ts';
-import { announceModel } from '../registry/announcements.ts';
-import { FileSystemRegistry } from '../registry/filesystem.ts';
 import { buildApp } from './app.ts';
+import { createApiServices } from './services.ts';
 
 export interface RunningApi {
   app: FastifyInstance;
@@ -19,26 +15,13 @@ export interface RunningApi {
 }
 
 export async function startApi(config: Config, logger: Logger = createLogger(config, { process: 'api' })): Promise<RunningApi> {
-  const redisUrl = config.redisUrl ?? DEFAULT_REDIS_URL;
-  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
-  // Connections are lazy and fail fast: while Redis is down, job routes answer 503
-  // and the API keeps serving models; nothing here waits for Redis.
-  const queueEnv = loadQueueEnv();
-  const jobs = JobsService.connect({ redisUrl, prefix: queueEnv.prefix });
-  const redis = connectRedis(redisUrl, 'api').on('error', () => {});
-  const app = await buildApp({
-    config,
-    registry,
-    jobs,
-    logger,
-    announce: (announcement) => announceModel(redis, announcement),
-  });
+  const services = await createApiServices(config, { logger });
+  const app = await buildApp({ config, logger, ...services });
 
   const close = async () => {
     // The app first, so no request is left using the queue while it closes.
-    for (const step of [() => app.close(), () => jobs.close(), async () => redis.disconnect()]) {
-      await step().catch((error: unknown) => logger.warn({ err: error }, 'error while closing'));
-    }
+    await app.close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing'));
+    await services.close();
   };
   try {
     const url = await app.listen({ port: config.port, host: config.host });

@@ -7,15 +7,18 @@
 // ENGINE=gpu|node|wasm|cpu (or the argument) forces one; a forced engine that cannot load
 // throws EngineUnavailableError instead of quietly falling back. WASM_THREADS=n sets the
 // wasm thread count (default: one per core); WASM_RELAXED_SIMD=0 turns off fused multiply-add.
+// The variables are read by lib/config.ts: callers pass their Config (or an engine name);
+// without one, initEngine asks config.ts for the environment's settings.
 //
 // Training steps should run ReLU -> BatchNorm -> Dropout through reluBatchNormDropout
 // (ops.ts): one fused op with a hand-written gradient, on every engine.
 import * as tf from '@tensorflow/tfjs';
 import { ENGINE_NAMES, type EngineInfo, type EngineName } from './types.ts';
-import { startSimdThreads } from './simd.ts';
+import { ConfigError, loadEngineSettings, type EngineSettings } from '../lib/config.ts';
+import { startSimdThreads, useRelaxedSimd } from './simd.ts';
 import type { WasmBackend } from './wasm-heap.ts';
 import { registerWasmTrainingKernels } from './wasm-kernels.ts';
-import { defaultWasmThreads, prepareWasmBackend, wasmThreadsInUse } from './wasm-threads.ts';
+import { prepareWasmBackend, wasmThreadsInUse } from './wasm-threads.ts';
 
 export type { EngineInfo, EngineName } from './types.ts';
 export { ENGINE_NAMES } from './types.ts';
@@ -49,8 +52,9 @@ export let engineLabel = 'uninitialised';
  * that loads). Idempotent: repeated calls return the same EngineInfo; asking for a
  * different engine later switches to it.
  */
-export async function initEngine(requested: EngineName | 'auto' = 'auto'): Promise<EngineInfo> {
-  const wanted = resolveRequest(requested);
+export async function initEngine(requested: EngineName | 'auto' | EngineSettings = 'auto'): Promise<EngineInfo> {
+  settings = resolveRequest(requested);
+  const wanted = settings.engine;
   if (current && (wanted === 'auto' || wanted === current.name)) return current;
   // Serialise concurrent calls: the backend switch is global state.
   const run = (pending ?? Promise.resolve()).catch(() => undefined).then(() => {
@@ -61,14 +65,20 @@ export async function initEngine(requested: EngineName | 'auto' = 'auto'): Promi
   return run;
 }
 
-function resolveRequest(requested: EngineName | 'auto'): EngineName | 'auto' {
-  if (requested !== 'auto') return requested;
-  const fromEnv = process.env.ENGINE?.trim();
-  if (!fromEnv || fromEnv === 'auto') return 'auto';
-  if (!(ENGINE_NAMES as readonly string[]).includes(fromEnv)) {
-    throw new EngineUnavailableError(fromEnv, `ENGINE=${fromEnv} is not an engine; use one of ${ENGINE_NAMES.join(', ')} or auto`);
+/** The settings of the last initEngine call (the wasm loader reads its thread count here). */
+let settings: EngineSettings | undefined;
+
+function resolveRequest(requested: EngineName | 'auto' | EngineSettings): EngineSettings {
+  if (typeof requested === 'object') return requested;
+  let fromEnv: EngineSettings;
+  try {
+    fromEnv = loadEngineSettings();
+  } catch (error) {
+    if (!(error instanceof ConfigError) || error.variable !== 'ENGINE') throw error;
+    const name = process.env.ENGINE?.trim() ?? '';
+    throw new EngineUnavailableError(name, `ENGINE=${name} is not an engine; use one of ${ENGINE_NAMES.join(', ')} or auto`);
   }
-  return fromEnv as EngineName;
+  return requested === 'auto' ? fromEnv : { ...fromEnv, engine: requested };
 }
 
 async function initAuto(): Promise<EngineInfo> {
@@ -100,8 +110,9 @@ const LOADERS: Record<EngineName, () => Promise<EngineInfo>> = {
   node: () => loadTfjsNode('node', '@tensorflow/tfjs-node', 'tfjs-node'),
   wasm: async () => {
     registerWasmTrainingKernels();
+    useRelaxedSimd(settings!.wasmRelaxedSimd);
     if (!wasmPrepared) {
-      prepareWasmBackend(defaultWasmThreads());
+      prepareWasmBackend(settings!.wasmThreads);
       wasmPrepared = true;
     }
     await switchTo('wasm');

@@ -93,14 +93,22 @@ function compile(file: string): WebAssembly.Module {
   return module;
 }
 
+let relaxedSimdWanted = true;
+
+/** Whether kernels compiled from now on may use the relaxed-SIMD build (WASM_RELAXED_SIMD). */
+export function useRelaxedSimd(wanted: boolean): void {
+  relaxedSimdWanted = wanted;
+}
+
 /**
  * The relaxed-SIMD build (fused multiply-add: about 1.5x faster convolutions) where the
  * runtime takes it, else the plain one. Node 20's V8 has relaxed SIMD behind a flag, which
- * can be switched on before the module is compiled; WASM_RELAXED_SIMD=0 opts out.
+ * can be switched on before the module is compiled; WASM_RELAXED_SIMD=0 (config.wasmRelaxedSimd,
+ * passed on by initEngine through useRelaxedSimd) opts out.
  */
 function kernelsModule(shared: boolean): WebAssembly.Module {
   const suffix = shared ? '-shared.wasm' : '.wasm';
-  if (process.env.WASM_RELAXED_SIMD !== '0') {
+  if (relaxedSimdWanted) {
     for (const flag of [undefined, '--experimental-wasm-relaxed-simd']) {
       try {
         if (flag) v8.setFlagsFromString(flag);

@@ -20,13 +20,6 @@ const packageDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/p
 const distDir = path.join(packageDir, 'dist');
 const WASM_PRIORITY = 2;
 
-/** The thread count to use: env WASM_THREADS, else one per core (XNNPACK caps it at 8). */
-export function defaultWasmThreads(): number {
-  const fromEnv = Number(process.env.WASM_THREADS);
-  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
-  return Math.max(1, os.availableParallelism());
-}
-
 /**
  * Points tfjs at the package's .wasm files and, for threads > 1, swaps the 'wasm'
  * backend's factory for the threaded build. Must run before the wasm backend initialises.

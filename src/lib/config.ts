@@ -11,15 +11,12 @@ import { DEFAULT_MODEL_NAME, MODEL_NAME_RULE, isModelName } from '../registry/mo
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** What `digits serve` and `digits worker` connect to when REDIS_URL is unset (`digits up` starts its own instead). */
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-
 export interface Config {
   /** PORT: HTTP port of `digits serve` (default 3000). */
   port: number;
   /** HOST: interface to listen on (default 0.0.0.0). */
   host: string;
-  /** REDIS_URL: unset means `digits up` starts a private redis-server. */
+  /** REDIS_URL: unset means `digits up` starts a private redis-server, `serve`/`worker` use DEFAULT_REDIS_URL (redisSettings in lib/redis.ts). */
   redisUrl?: string;
   /** MODEL_DIR: the model registry, shared by API and workers (absolute path; default ./models). */
   modelDir: string;
@@ -69,6 +66,19 @@ export interface Config {
   headersTimeoutMs: number;
   /** KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection stays open; longer than load balancers' idle timeouts (default 72000, as fastify). */
   keepAliveTimeoutMs: number;
+  /** QUEUE_PREFIX: Redis key prefix of the queue, its own keys and the model announcements channel (default digits). */
+  queuePrefix: string;
+  /** WORKER_LOCK_DURATION_MS: how long a worker's job lock lasts without renewal (default 30000). */
+  workerLockDurationMs: number;
+  /**
+   * WORKER_STALLED_INTERVAL_MS: how often workers look for jobs whose worker died (default 30000).
+   * A job whose worker dies is picked up again after roughly lock + 2 × stalled interval.
+   */
+  workerStalledIntervalMs: number;
+  /** WASM_THREADS: threads for the wasm engine's XNNPACK pool and our kernels (default: one per core). */
+  wasmThreads: number;
+  /** WASM_RELAXED_SIMD: 0 opts out of the relaxed-SIMD training kernels (default on where the runtime has them). */
+  wasmRelaxedSimd: boolean;
 }
 
 export class ConfigError extends Error {
@@ -167,8 +177,30 @@ const corsOrigin = optionalText.transform((value, ctx) => {
   return origins.map((origin) => origin.replace(/\/$/, ''));
 });
 
+const queuePrefix = optionalText.transform((value, ctx) => {
+  if (value === undefined) return 'digits';
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(value)) {
+    ctx.addIssue({ code: 'custom', message: `expected 1–64 letters, digits, _ . or -, got ${show(value)}` });
+    return z.NEVER;
+  }
+  return value;
+});
+
+/** WASM_THREADS is a tuning knob, not a contract: a value that is not a positive integer means "one per core", as it always has. */
+const wasmThreads = optionalText.transform((value) => {
+  const number = Number(value);
+  return value !== undefined && Number.isInteger(number) && number >= 1 ? number : Math.max(1, availableParallelism());
+});
+
+/** The engine's variables: the engine reads these when its caller passes no settings (library use, tests, benches). */
+const ENGINE_ENV_SCHEMA = z.object({
+  ENGINE: oneOf(['auto', ...ENGINE_NAMES] as const, 'auto'),
+  WASM_THREADS: wasmThreads,
+  WASM_RELAXED_SIMD: optionalText.transform((value) => value !== '0'),
+});
+
 /** Environment variable name → how to read it; keys are the variable names so errors can name them. */
-const ENV_SCHEMA = z.object({
+const ENV_SCHEMA = ENGINE_ENV_SCHEMA.extend({
   PORT: integer(1, 65535, 3000),
   HOST: optionalText.transform((value) => value ?? '0.0.0.0'),
   REDIS_URL: redisUrl,
@@ -176,7 +208,6 @@ const ENV_SCHEMA = z.object({
   DATA_DIR: directory('data'),
   MNIST_DIR: optionalDirectory,
   FASHION_MNIST_DIR: optionalDirectory,
-  ENGINE: oneOf(['auto', ...ENGINE_NAMES] as const, 'auto'),
   LOG_LEVEL: oneOf(LOG_LEVELS, 'info'),
   API_KEYS: list,
   BODY_LIMIT: bodyLimit,
@@ -203,16 +234,23 @@ const ENV_SCHEMA = z.object({
   REQUEST_TIMEOUT_MS: integer(100, 600_000, 30_000),
   HEADERS_TIMEOUT_MS: integer(100, 600_000, 10_000),
   KEEP_ALIVE_TIMEOUT_MS: integer(100, 600_000, 72_000),
+  QUEUE_PREFIX: queuePrefix,
+  WORKER_LOCK_DURATION_MS: integer(100, 3_600_000, 30_000),
+  WORKER_STALLED_INTERVAL_MS: integer(100, 3_600_000, 30_000),
 });
 
-/** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = ENV_SCHEMA.safeParse(env);
+function parse<T extends z.ZodTypeAny>(schema: T, env: Record<string, string | undefined>): z.output<T> {
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
   }
-  const v = parsed.data;
+  return parsed.data;
+}
+
+/** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const v = parse(ENV_SCHEMA, env);
   if (v.PREDICT_API_KEYS.length > 0 && v.API_KEYS.length === 0) {
     // Otherwise the management API would be closed to everyone, or (worse, if we guessed) open to everyone.
     throw new ConfigError('PREDICT_API_KEYS', 'set API_KEYS too: predict-only keys need full keys beside them to manage jobs and models');
@@ -244,11 +282,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     requestTimeoutMs: v.REQUEST_TIMEOUT_MS,
     headersTimeoutMs: v.HEADERS_TIMEOUT_MS,
     keepAliveTimeoutMs: v.KEEP_ALIVE_TIMEOUT_MS,
+    queuePrefix: v.QUEUE_PREFIX,
+    workerLockDurationMs: v.WORKER_LOCK_DURATION_MS,
+    workerStalledIntervalMs: v.WORKER_STALLED_INTERVAL_MS,
+    wasmThreads: v.WASM_THREADS,
+    wasmRelaxedSimd: v.WASM_RELAXED_SIMD,
     ...(v.REDIS_URL ? { redisUrl: v.REDIS_URL } : {}),
     ...(v.MNIST_DIR ? { mnistDir: v.MNIST_DIR } : {}),
     ...(v.FASHION_MNIST_DIR ? { fashionMnistDir: v.FASHION_MNIST_DIR } : {}),
     ...(v.CORS_ORIGIN ? { corsOrigin: v.CORS_ORIGIN } : {}),
   };
+}
+
+export type EngineSettings = Pick<Config, 'engine' | 'wasmThreads' | 'wasmRelaxedSimd'>;
+
+/** Only the engine's variables (ENGINE, WASM_THREADS, WASM_RELAXED_SIMD), for code that starts an engine without a Config. */
+export function loadEngineSettings(env: Record<string, string | undefined> = process.env): EngineSettings {
+  const v = parse(ENGINE_ENV_SCHEMA, env);
+  return { engine: v.ENGINE, wasmThreads: v.WASM_THREADS, wasmRelaxedSimd: v.WASM_RELAXED_SIMD };
 }
 
 /** The local data directory configured for a data set (MNIST_DIR or FASHION_MNIST_DIR), if any. */

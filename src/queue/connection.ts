@@ -1,52 +1,21 @@
-// The one place that knows how the training queue is wired to Redis: the queue
-// name, key prefix, our own keys next to BullMQ's, and two kinds of connection.
-//  - 'api': fails fast. No offline queue, one retry, a command timeout: when
-//    Redis is down a request gets a 503 within a couple of seconds, not a hang.
-//  - 'blocking': what BullMQ needs for workers, QueueEvents and pub/sub
-//    subscribers (maxRetriesPerRequest null: commands wait for a reconnect).
+// How the training queue sits in Redis: the queue name, our own keys next to
+// BullMQ's under the same prefix. Connections come from lib/redis.ts.
 import { Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import type { RedisSettings } from '../lib/redis.ts';
 import type { JobData, JobResult } from './schema.ts';
 
 export const QUEUE_NAME = 'digits-training';
 /** BullMQ job name of every training job. */
 export const JOB_NAME = 'train';
 
-export interface QueueSettings {
-  redisUrl: string;
-  /** Key prefix for the queue and our own keys; tests use one per file. */
-  prefix: string;
-}
-
-export type ConnectionRole = 'api' | 'blocking';
-
-/**
- * `stop`: once aborted, the connection (and BullMQ's duplicates of it, which
- * share these options) stops reconnecting, so closing never waits on a Redis
- * that is down.
- */
-export function connectRedis(url: string, role: ConnectionRole, stop?: AbortSignal): Redis {
-  // Reconnect quickly at first, then every 2 s; never give up unless stopped (Redis may come back).
-  const retryStrategy = (times: number) => (stop?.aborted ? null : Math.min(times * 200, 2000));
-  if (role === 'api') {
-    return new Redis(url, {
-      maxRetriesPerRequest: 1,
-      enableOfflineQueue: false,
-      connectTimeout: 2000,
-      commandTimeout: 2000,
-      retryStrategy,
-    });
-  }
-  return new Redis(url, { maxRetriesPerRequest: null, connectTimeout: 2000, retryStrategy });
-}
-
 export type TrainingQueue = Queue<JobData, JobResult, typeof JOB_NAME>;
 
-export function createTrainingQueue(settings: QueueSettings, connection: Redis): TrainingQueue {
+export function createTrainingQueue(settings: RedisSettings, connection: Redis): TrainingQueue {
   return new Queue<JobData, JobResult, typeof JOB_NAME>(QUEUE_NAME, { connection, prefix: settings.prefix });
 }
 
-export function createQueueEvents(settings: QueueSettings, connection: Redis): QueueEvents {
+export function createQueueEvents(settings: RedisSettings, connection: Redis): QueueEvents {
   return new QueueEvents(QUEUE_NAME, { connection, prefix: settings.prefix });
 }
 

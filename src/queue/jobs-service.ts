@@ -1,19 +1,12 @@
 // The API's side of the training queue: create (with Idempotency-Key), get,
 // list, cancel and follow jobs. Every Redis round trip is bounded: if Redis is
 // down or does not answer within timeoutMs, callers get QueueUnavailableError (503).
-import { isRedisUnavailableError } from '../lib/redis-errors.ts';
+import type { Logger } from '../lib/logger.ts';
+import { connectRedis, isRedisUnavailableError, logConnectionLoss, type RedisSettings } from '../lib/redis.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
-import {
-  connectRedis,
-  createQueueEvents,
-  createTrainingQueue,
-  JOB_NAME,
-  serviceKeys,
-  type QueueSettings,
-  type TrainingQueue,
-} from './connection.ts';
+import { createQueueEvents, createTrainingQueue, JOB_NAME, serviceKeys, type TrainingQueue } from './connection.ts';
 import {
   IdempotencyKeyInFlightError,
   IdempotencyKeyReusedError,
@@ -60,9 +53,11 @@ export type JobEvent =
   | { event: 'epoch'; data: { id: string; metrics: EpochMetrics } }
   | { event: 'completed' | 'failed' | 'cancelled'; data: JobView };
 
-export interface JobsServiceOptions extends QueueSettings {
+export interface JobsServiceOptions extends RedisSettings {
   /** Longest wait for Redis per operation before answering 503 (default 2000). */
   timeoutMs?: number;
+  /** Hears about losing and regaining Redis (once per outage); requests see 503s meanwhile. */
+  logger: Pick<Logger, 'warn' | 'info'>;
 }
 
 function sha256(text: string): string {
@@ -86,7 +81,7 @@ export interface JobsServiceParts {
   /** A fail-fast connection (connectRedis(url, 'api')), also used by queue. */
   redis: Redis;
   queueEvents: QueueEvents;
-  settings: QueueSettings;
+  settings: RedisSettings;
   timeoutMs?: number;
   /** Connections to close with the service (beyond redis). */
   ownedConnections?: Redis[];
@@ -125,19 +120,23 @@ export class JobsService {
   /** Connects to Redis lazily: while Redis is down, requests get 503 until it is back. */
   static connect(options: JobsServiceOptions): JobsService {
     const stop = new AbortController();
-    // Errors surface per request as 503s; without listeners every failed reconnect would be logged.
-    const ignore = () => {};
-    const redis = connectRedis(options.redisUrl, 'api', stop.signal).on('error', ignore);
+    // Errors surface per request as 503s; the log gets one line when Redis goes and one when it is back.
+    const { logger } = options;
+    const redis = logConnectionLoss(connectRedis(options.redisUrl, 'api', { stop: stop.signal }), logger, 'jobs');
     const queue = createTrainingQueue(options, redis);
-    queue.on('error', ignore);
-    const eventsConnection = connectRedis(options.redisUrl, 'blocking', stop.signal).on('error', ignore);
+    queue.on('error', () => {
+      // The same failure as on its connection `redis`, which logs it once per outage.
+    });
+    const eventsConnection = logConnectionLoss(connectRedis(options.redisUrl, 'blocking', { stop: stop.signal }), logger, 'job events');
     const queueEvents = createQueueEvents(options, eventsConnection);
-    queueEvents.on('error', ignore);
+    queueEvents.on('error', () => {
+      // The same failure as on its connection `eventsConnection`, which logs it once per outage.
+    });
     return new JobsService({
       queue,
       redis,
       queueEvents,
-      settings: options,
+      settings: { redisUrl: options.redisUrl, prefix: options.prefix },
       timeoutMs: options.timeoutMs,
       ownedConnections: [eventsConnection],
       stopReconnecting: () => stop.abort(),

@@ -3,14 +3,20 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../lib/logger.ts';
-import { connectRedis, QUEUE_NAME, serviceKeys, type QueueSettings } from './connection.ts';
+import { connectRedis, logConnectionLoss, type RedisSettings } from '../lib/redis.ts';
+import { QUEUE_NAME, serviceKeys } from './connection.ts';
 import { CANCELLED_REASON } from './job-view.ts';
 import { PublishGuard } from './publish-guard.ts';
 import { createTrainingProcessor, SHUTDOWN_REASON, type ProcessorDeps } from './processor.ts';
 import type { JobData, JobResult } from './schema.ts';
-import type { WorkerTimings } from './settings.ts';
 
-export interface TrainingWorkerOptions extends QueueSettings, WorkerTimings {
+/** WORKER_LOCK_DURATION_MS and WORKER_STALLED_INTERVAL_MS (config.ts): a job whose worker dies is picked up again after roughly lock + 2 × stalled interval. */
+export interface WorkerTimings {
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+}
+
+export interface TrainingWorkerOptions extends RedisSettings, WorkerTimings {
   logger: Logger;
   processor: Omit<ProcessorDeps, 'isCancelled' | 'logger' | 'announce' | 'claimPublish' | 'recordPublished' | 'publishRecord'> & {
     /** Announces a published model; gets the worker's Redis connection. */
@@ -29,20 +35,9 @@ export async function startTrainingWorker(options: TrainingWorkerOptions): Promi
   const keys = serviceKeys(options.prefix);
   // Aborted on close, so a worker whose Redis is down can still stop.
   const stop = new AbortController();
-  const connection = connectRedis(options.redisUrl, 'blocking', stop.signal);
-  const subscriber = connectRedis(options.redisUrl, 'blocking', stop.signal);
   // While Redis is down every reconnect attempt fails: log the first failure and the recovery, not each attempt.
-  for (const [name, client] of [['main', connection], ['subscriber', subscriber]] as const) {
-    let down = false;
-    client.on('error', (error) => {
-      if (!down) logger.warn({ err: error, connection: name }, 'redis connection lost; reconnecting');
-      down = true;
-    });
-    client.on('ready', () => {
-      if (down) logger.info({ connection: name }, 'redis connection restored');
-      down = false;
-    });
-  }
+  const connection = logConnectionLoss(connectRedis(options.redisUrl, 'blocking', { stop: stop.signal }), logger, 'main');
+  const subscriber = logConnectionLoss(connectRedis(options.redisUrl, 'blocking', { stop: stop.signal }), logger, 'subscriber');
 
   const guard = new PublishGuard(connection, options.prefix);
   const processor = createTrainingProcessor({

@@ -7,6 +7,7 @@
 // reason is kept for /readyz and for the 503 detail. The old model is disposed
 // when its last request ends. Versions asked for explicitly are kept in a small LRU.
 import type { Logger } from '../lib/logger.ts';
+import type { RedisSettings } from '../lib/redis.ts';
 import { subscribeToModels, type ModelSubscription } from '../registry/announcements.ts';
 import { DEFAULT_MODEL_NAME, checkModelName } from '../registry/model-name.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
@@ -26,7 +27,7 @@ export interface ModelManagerOptions {
   /** What a request that names no model gets (DEFAULT_MODEL; default "mnist"). */
   defaultModel?: string;
   /** Subscribe to the registry's announcements here; without it only the periodic re-check swaps. */
-  redisUrl?: string;
+  redis?: RedisSettings;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Sees every forward pass (for metrics). */
   onBatch?: (version: string, size: number) => void;
@@ -231,13 +232,17 @@ export class ModelManager {
   }
 
   private async subscribe(): Promise<void> {
-    if (this.subscription || !this.options.redisUrl || this.stopped) return;
+    if (this.subscription || !this.options.redis || this.stopped) return;
     try {
-      this.subscription = await subscribeToModels(this.options.redisUrl, (announcement) => {
-        this.options.logger.info({ announcement }, 'model announcement');
-        if (announcement.type === 'deleted') this.forget(announcement.version);
-        void this.refresh();
-      });
+      this.subscription = await subscribeToModels(
+        this.options.redis,
+        (announcement) => {
+          this.options.logger.info({ announcement }, 'model announcement');
+          if (announcement.type === 'deleted') this.forget(announcement.version);
+          void this.refresh();
+        },
+        this.options.logger,
+      );
     } catch (error) {
       this.options.logger.warn({ err: error }, 'cannot subscribe to model announcements yet; re-checking the registry periodically');
     }

@@ -9,9 +9,11 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { writeIdx } from '../../src/data/idx.ts';
 import { buildApp } from '../../src/api/app.ts';
+import { createApiServices } from '../../src/api/services.ts';
 import { loadConfig } from '../../src/lib/config.ts';
-import { JobsService } from '../../src/queue/jobs-service.ts';
-import { FileSystemRegistry } from '../../src/registry/filesystem.ts';
+import { createLogger } from '../../src/lib/logger.ts';
+import type { JobsService } from '../../src/queue/jobs-service.ts';
+import type { FileSystemRegistry } from '../../src/registry/filesystem.ts';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
 
@@ -61,19 +63,27 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
-/** The real app (buildApp) listening on a free port, with a JobsService on `redisUrl` under `prefix`. */
+/** The real app, built as `digits serve` builds it (createApiServices + buildApp), on a free port, on `redisUrl` under `prefix`. */
 export async function startTestApi(options: {
   redisUrl: string;
   prefix: string;
   dirs: TestDirs;
   timeoutMs?: number;
-  /** More environment for loadConfig (e.g. REDIS_URL, so the API hears model announcements; MODEL_RECHECK_MS). */
+  /** More environment for loadConfig (e.g. MODEL_RECHECK_MS). */
   env?: Record<string, string>;
 }): Promise<TestApi> {
-  const config = loadConfig({ DATA_DIR: options.dirs.dataDir, MODEL_DIR: options.dirs.modelDir, LOG_LEVEL: 'silent', ...options.env });
-  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
-  const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix: options.prefix, timeoutMs: options.timeoutMs });
-  const app = await buildApp({ config, registry, jobs });
+  const config = loadConfig({
+    DATA_DIR: options.dirs.dataDir,
+    MODEL_DIR: options.dirs.modelDir,
+    LOG_LEVEL: 'silent',
+    REDIS_URL: options.redisUrl,
+    QUEUE_PREFIX: options.prefix,
+    ...options.env,
+  });
+  const services = await createApiServices(config, { logger: createLogger(config), jobsTimeoutMs: options.timeoutMs });
+  const { registry } = services;
+  const jobs = services.jobs!;
+  const app = await buildApp({ config, ...services });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return {
@@ -83,7 +93,7 @@ export async function startTestApi(options: {
     registry,
     async close() {
       await app.close();
-      await jobs.close();
+      await services.close();
     },
   };
 }

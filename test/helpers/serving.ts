@@ -8,15 +8,15 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import { buildApp } from '../../src/api/app.ts';
+import { createApiServices } from '../../src/api/services.ts';
 import { loadConfig } from '../../src/lib/config.ts';
-import { JobsService } from '../../src/queue/jobs-service.ts';
-import { announceModel } from '../../src/registry/announcements.ts';
-import { FileSystemRegistry } from '../../src/registry/filesystem.ts';
+import { createLogger } from '../../src/lib/logger.ts';
+import type { JobsService } from '../../src/queue/jobs-service.ts';
+import type { FileSystemRegistry } from '../../src/registry/filesystem.ts';
 import type { ModelVersion } from '../../src/registry/types.ts';
 import { buildSeedNet, summarize, type ArchitectureName } from '../../src/model/seed-net.ts';
 import { initEngine } from '../../src/engine/index.ts';
 import { trainingMetadata, writeTrainingOutput } from './model-fixture.ts';
-import { connectRedis } from '../../src/queue/connection.ts';
 
 /** An untrained seed net (its seed makes its predictions its own) as a training output directory. */
 export async function seedNetOutput(seed: number, overrides: Record<string, unknown> = {}, architecture: ArchitectureName = 'seed'): Promise<string> {
@@ -55,7 +55,7 @@ export interface ServingApi {
   close(): Promise<void>;
 }
 
-/** The real app (buildApp) on a free port, with the test Redis for jobs and model announcements. */
+/** The real app, built as `digits serve` builds it (createApiServices + buildApp), on a free port, with the test Redis for jobs and model announcements. */
 export async function startServingApi(options: {
   redisUrl: string;
   env?: Record<string, string>;
@@ -64,24 +64,20 @@ export async function startServingApi(options: {
   onRoute?: (route: RouteOptions) => void;
 }): Promise<ServingApi> {
   const root = await mkdtemp(join(tmpdir(), 'serving-api-'));
+  const prefix = `test-serving-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
   const config = loadConfig({
     MODEL_DIR: options.modelDir ?? join(root, 'models'),
     DATA_DIR: join(root, 'data'),
     REDIS_URL: options.redisUrl,
+    QUEUE_PREFIX: prefix,
     LOG_LEVEL: 'silent',
     ...options.env,
   });
-  const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
-  const prefix = `test-serving-${process.pid}-${Math.random().toString(16).slice(2, 8)}`;
-  const jobs = JobsService.connect({ redisUrl: options.redisUrl, prefix });
-  const redis = connectRedis(options.redisUrl, 'api').on('error', () => {});
-  const app = await buildApp({
-    config,
-    registry,
-    jobs,
-    announce: (announcement) => announceModel(redis, announcement),
-    ...(options.onRoute ? { onRoute: options.onRoute } : {}),
-  });
+  const services = await createApiServices(config, { logger: createLogger(config) });
+  const { registry } = services;
+  const jobs = services.jobs!;
+  const announce = services.announce!;
+  const app = await buildApp({ config, ...services, ...(options.onRoute ? { onRoute: options.onRoute } : {}) });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   return {
@@ -92,13 +88,12 @@ export async function startServingApi(options: {
     prefix,
     async publishAndAnnounce(seed, architecture = 'seed') {
       const version = await publishSeedNet(registry, seed, {}, architecture);
-      await announceModel(redis, { type: 'published', version: version.version });
+      await announce({ type: 'published', version: version.version });
       return version;
     },
     async close() {
       await app.close();
-      await jobs.close();
-      redis.disconnect();
+      await services.close();
     },
   };
 }

@@ -8,7 +8,7 @@
 //   - any error with a 4xx/5xx `statusCode` (fastify's own errors, and typed domain
 //     errors such as the queue's JobNotFoundError, which declare their status)
 //   - anything else is a bug: 500, logged with its stack, no internals in the response.
-import { isRedisUnavailableError } from '../../lib/redis-errors.ts';
+import { isRedisUnavailableError } from '../../lib/redis.ts';
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -24,7 +24,7 @@ export async function run(argv: string[]): Promise<number> {
   };
   const dataset = (values.dataset ?? metadata.dataset ?? 'mnist') as DatasetName;
   if (!DATASET_NAMES.includes(dataset)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
-  const engine = await initEngine((values.engine ?? process.env.ENGINE) as EngineName | undefined);
+  const engine = await initEngine((values.engine ?? 'auto') as EngineName | 'auto'); // 'auto': ENGINE from the environment (lib/config.ts)
   const data = await loadDataset({ dataset, dataDir: values['data-dir'], limit: 1 });
   const model = await loadModel(modelDir);
   const started = performance.now();

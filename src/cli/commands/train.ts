@@ -62,7 +62,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.architecture && !ARCHITECTURE_NAMES.includes(values.architecture as ArchitectureName)) {
     throw new UsageError(`--architecture must be one of ${ARCHITECTURE_NAMES.join(', ')}, got "${values.architecture}"`);
   }
-  const engine = values.engine ?? process.env.ENGINE;
+  // Without --engine, initEngine takes ENGINE (and WASM_THREADS, WASM_RELAXED_SIMD) from lib/config.ts.
+  const engine = values.engine;
   if (engine && engine !== 'auto' && !ENGINE_NAMES.includes(engine as EngineName)) {
     throw new UsageError(`--engine must be one of auto, ${ENGINE_NAMES.join(', ')}, got "${engine}"`);
   }

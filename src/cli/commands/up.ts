@@ -10,7 +10,6 @@ import { startApi } from '../../api/server.ts';
 import { loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
 import { startRedisServer, type RunningRedisServer } from '../../lib/redis-server.ts';
-import { loadQueueEnv } from '../../queue/settings.ts';
 import { helpRequested } from '../args.ts';
 
 export const HELP = `Usage: digits up
@@ -45,7 +44,6 @@ async function stopChild(child: ChildProcess, timeoutMs: number): Promise<void> 
 export async function run(argv: string[]): Promise<number> {
   if (helpRequested(argv, HELP)) return 0;
   const config = loadConfig();
-  loadQueueEnv(); // a bad queue variable should stop us here, not the worker child later
   const logger = createLogger(config, { process: 'up' });
 
   let redis: RunningRedisServer | undefined;

@@ -1,10 +1,10 @@
 // `digits worker`: one training worker (concurrency 1; run one per GPU or core).
 // SIGINT/SIGTERM stop the running training at the next batch boundary and put
 // the job back in the queue (its checkpoint is kept), then exit.
-import { datasetDir, DEFAULT_REDIS_URL, loadConfig } from '../../lib/config.ts';
+import { datasetDir, loadConfig } from '../../lib/config.ts';
 import { createLogger } from '../../lib/logger.ts';
+import { redisSettings } from '../../lib/redis.ts';
 import { startTrainingWorker } from '../../queue/worker.ts';
-import { loadQueueEnv } from '../../queue/settings.ts';
 import { announceModel } from '../../registry/announcements.ts';
 import { FileSystemRegistry } from '../../registry/filesystem.ts';
 import type { ModelVersion } from '../../registry/types.ts';
@@ -21,7 +21,7 @@ WORKER_LOCK_DURATION_MS, WORKER_STALLED_INTERVAL_MS.
 export async function run(argv: string[]): Promise<number> {
   if (helpRequested(argv, HELP)) return 0;
   const config = loadConfig();
-  const queueEnv = loadQueueEnv();
+  const redis = redisSettings(config);
   const logger = createLogger(config, { component: 'worker' });
   const registry = new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   const verifyLoadable = async (version: ModelVersion) => {
@@ -30,8 +30,9 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const worker = await startTrainingWorker({
-    redisUrl: config.redisUrl ?? DEFAULT_REDIS_URL,
-    ...queueEnv,
+    ...redis,
+    lockDurationMs: config.workerLockDurationMs,
+    stalledIntervalMs: config.workerStalledIntervalMs,
     logger,
     processor: {
       dataDir: config.dataDir,
@@ -39,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       engine: config.engine,
       // The version must load and run before it may become a default (tfjs is only loaded then).
       publish: (modelDir, metadata, options) => registry.publish(modelDir, metadata, { ...options, verify: verifyLoadable }),
-      announce: (redis, model) => announceModel(redis, { type: 'published', version: model.version, model: model.model }),
+      announce: (connection, model) => announceModel(connection, redis.prefix, { type: 'published', version: model.version, model: model.model }),
     },
   });
 
