@@ -31,6 +31,7 @@ if (!command || command === '--help' || command === '-h' || command === 'help') 
     // Typed errors carry a message meant for people; print it without a stack trace.
     const err = error as Error;
     process.stderr.write(`digits ${command}: ${err.message}\n`);
+    // DEBUG is read here, not through lib/config.ts: this is the error path, and a bad variable may be the error.
     if (process.env.DEBUG) process.stderr.write(`${err.stack}\n`);
     process.exitCode = 1;
   }

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { readIdxImages, readIdxLabels, PIXELS_PER_IMAGE } from './idx.ts';
 import { downloadFile, md5OfFile } from './download.ts';
 import type { Dataset, DatasetName, LoadDatasetOptions, Split } from './types.ts';
+import { datasetDir, loadDataSettings } from '../lib/config.ts';
 
 export { DatasetUnavailableError, ChecksumMismatchError } from './download.ts';
 
@@ -136,7 +137,9 @@ function checkLimit(value: number | undefined, field: string): number | undefine
 
 /** Returns the directory holding the four files, downloading them if no local copy is configured. */
 async function locateFiles(options: LoadDatasetOptions, source: DatasetSource): Promise<string> {
-  const explicit = options.dataDir ?? process.env[source.envVar];
+  // Without a directory from the caller: MNIST_DIR / FASHION_MNIST_DIR and DATA_DIR, read by lib/config.ts.
+  const fromEnv = loadDataSettings();
+  const explicit = options.dataDir ?? datasetDir(fromEnv, options.dataset);
   if (explicit) {
     if (!existsSync(explicit)) throw new DatasetFilesError(`${explicit}: data directory does not exist`);
     return resolve(explicit);
@@ -144,7 +147,7 @@ async function locateFiles(options: LoadDatasetOptions, source: DatasetSource): 
   const systemDir = source.systemDirs.find((dir) => existsSync(dir));
   if (systemDir) return systemDir;
 
-  const cacheRoot = options.cacheDir ?? process.env.DATA_DIR ?? 'data';
+  const cacheRoot = options.cacheDir ?? fromEnv.dataDir;
   const dir = resolve(cacheRoot, options.dataset);
   const download = options.download ?? {};
   const md5 = download.md5 ?? source.md5;

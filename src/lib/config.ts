@@ -302,7 +302,31 @@ export function loadEngineSettings(env: Record<string, string | undefined> = pro
   return { engine: v.ENGINE, wasmThreads: v.WASM_THREADS, wasmRelaxedSimd: v.WASM_RELAXED_SIMD };
 }
 
+export type DataSettings = Pick<Config, 'dataDir' | 'mnistDir' | 'fashionMnistDir'>;
+
+/** Only the data variables (DATA_DIR, MNIST_DIR, FASHION_MNIST_DIR), for loadDataset called without a directory. */
+export function loadDataSettings(env: Record<string, string | undefined> = process.env): DataSettings {
+  const v = parse(z.object({ DATA_DIR: directory('data'), MNIST_DIR: optionalDirectory, FASHION_MNIST_DIR: optionalDirectory }), env);
+  return {
+    dataDir: v.DATA_DIR,
+    ...(v.MNIST_DIR ? { mnistDir: v.MNIST_DIR } : {}),
+    ...(v.FASHION_MNIST_DIR ? { fashionMnistDir: v.FASHION_MNIST_DIR } : {}),
+  };
+}
+
+/** What the client commands (`digits predict`) read: the service's PORT for the default URL, DIGITS_API_KEY, and DEBUG for stack traces. */
+export interface ClientSettings {
+  port: number;
+  apiKey?: string;
+  debug: boolean;
+}
+
+export function loadClientSettings(env: Record<string, string | undefined> = process.env): ClientSettings {
+  const v = parse(z.object({ PORT: integer(1, 65535, 3000), DIGITS_API_KEY: optionalText, DEBUG: optionalText }), env);
+  return { port: v.PORT, ...(v.DIGITS_API_KEY ? { apiKey: v.DIGITS_API_KEY } : {}), debug: v.DEBUG !== undefined };
+}
+
 /** The local data directory configured for a data set (MNIST_DIR or FASHION_MNIST_DIR), if any. */
-export function datasetDir(config: Config, dataset: DatasetName): string | undefined {
+export function datasetDir(config: Pick<Config, 'mnistDir' | 'fashionMnistDir'>, dataset: DatasetName): string | undefined {
   return dataset === 'mnist' ? config.mnistDir : config.fashionMnistDir;
 }

@@ -4,6 +4,7 @@
 // names, and ':' is taken by `/v1/models/{name}:predict`); it may not look like a
 // version id or be `latest`, so the legacy `/v1/models/{version}` routes stay unambiguous.
 import { LATEST_ALIAS, isVersion } from './version.ts';
+import { ServiceError } from '../lib/errors.ts';
 
 export const MODEL_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const MODEL_NAME_EXAMPLE = 'mnist';
@@ -16,11 +17,10 @@ export function isModelName(value: string): boolean {
 
 export const MODEL_NAME_RULE = `a model name: 1–63 of a-z 0-9 . _ - starting with a letter or digit, not a version id and not "${LATEST_ALIAS}"`;
 
-export class InvalidModelNameError extends Error {
+export class InvalidModelNameError extends ServiceError {
   readonly statusCode = 400;
   constructor(readonly modelName: string) {
     super(`invalid model name ${JSON.stringify(modelName)}: expected ${MODEL_NAME_RULE}`);
-    this.name = 'InvalidModelNameError';
   }
 }
 

@@ -4,6 +4,7 @@
 // so clients can cache artifacts by version forever. The strict pattern is also
 // what stops path traversal: nothing but [v0-9a-f-] ever reaches a path.
 import { randomBytes } from 'node:crypto';
+import { ServiceError } from '../lib/errors.ts';
 
 export const VERSION_PATTERN = /^v(\d{4,9})-([0-9a-f]{6})$/;
 export const VERSION_EXAMPLE = 'v0001-3fa9c1';
@@ -11,10 +12,11 @@ export const VERSION_EXAMPLE = 'v0001-3fa9c1';
 export const LATEST_ALIAS = 'latest';
 
 /** A version id that is not of the form the registry issues. */
-export class InvalidVersionError extends Error {
+export class InvalidVersionError extends ServiceError {
+  readonly statusCode = 400;
+  override readonly problemTitle = 'Invalid model version';
   constructor(readonly version: string) {
     super(`invalid model version ${JSON.stringify(version)}: expected an id like ${VERSION_EXAMPLE} or "${LATEST_ALIAS}"`);
-    this.name = 'InvalidVersionError';
   }
 }
 

@@ -21,6 +21,7 @@ import { CONV_BLOCKS, NUM_CLASSES } from '../model/seed-net.ts';
 import { InferenceNet, type FoldedWeights, type PlainTensor } from './inference-net.ts';
 import { normalizationOf, type ServingMetadata } from './loaded-model.ts';
 import { INPUT_NAME, LABEL_NAME, PROBABILITIES_NAME } from './signature.ts';
+import { ServiceError } from '../lib/errors.ts';
 
 export const ONNX_OPSET = 13;
 export const ONNX_IR_VERSION = 7;
@@ -218,11 +219,10 @@ export function exportOnnx({ weights, normalization, metadata }: OnnxExportOptio
 }
 
 /** A model that is not the seed network (only its graph is written), or whose weights cannot be folded. */
-export class ModelNotExportableError extends Error {
+export class ModelNotExportableError extends ServiceError {
   readonly statusCode = 422;
   constructor(version: string, cause: unknown) {
     super(`model version ${version} cannot be exported as ONNX: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'ModelNotExportableError';
   }
 }
 

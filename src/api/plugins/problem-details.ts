@@ -1,12 +1,12 @@
 // Every error leaves the API as RFC 9457 problem+json:
 //   { type, title, status, detail, instance, requestId, errors? }
-// How an error maps to a status, first match wins:
+// How an error maps to a status, first match wins (the one place that does):
 //   - zod validation failures (route schemas): body → 422, URL/query/headers → 400, with `errors`
 //   - HttpProblem: as it says
-//   - registry errors: InvalidVersionError 400, ModelNotFoundError 404, InvalidModelError 422
+//   - ServiceError (src/lib/errors.ts; every domain error: queue, registry, serving,
+//     predict): its status and problem type; 503s get Retry-After
 //   - Redis/BullMQ connection trouble → 503 with Retry-After
-//   - any error with a 4xx/5xx `statusCode` (fastify's own errors, and typed domain
-//     errors such as the queue's JobNotFoundError, which declare their status)
+//   - fastify's own errors with a 4xx `statusCode`
 //   - anything else is a bug: 500, logged with its stack, no internals in the response.
 import { isRedisUnavailableError } from '../../lib/redis.ts';
 import { randomUUID } from 'node:crypto';
@@ -14,7 +14,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { CorruptArtifactError, InvalidModelError, InvalidVersionError, ModelNotFoundError } from '../../registry/errors.ts';
+import { problemTypeOf, ServiceError } from '../../lib/errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 const TYPE_PREFIX = 'urn:digits:problem:';
@@ -53,13 +53,6 @@ export class HttpProblem extends Error {
 }
 
 
-/** "JobNotFoundError" → ["job-not-found", "Job not found"]: typed errors name their problem type. */
-function typeFromErrorName(name: string): [slug: string, title: string] {
-  const words = name.replace(/Error$/, '').split(/(?=[A-Z])/).map((word) => word.toLowerCase());
-  const title = words.join(' ');
-  return [words.join('-'), title.charAt(0).toUpperCase() + title.slice(1)];
-}
-
 /** Client-chosen names (unknown fields, query parameters) are echoed at most this long. */
 const MAX_NAME_ECHO = 64;
 const clip = (name: string) => (name.length > MAX_NAME_ECHO ? `${name.slice(0, MAX_NAME_ECHO)}…` : name);
@@ -95,15 +88,17 @@ export function problemFor(error: unknown, bodyLimit: number): HttpProblem | und
   if (error instanceof HttpProblem) return error;
   const err = error as Partial<FastifyError> & { validationContext?: string };
   if (error instanceof z.ZodError && err.validationContext) return validationProblem(error, err.validationContext);
-  if (error instanceof InvalidVersionError) return new HttpProblem(400, 'invalid-version', 'Invalid model version', error.message);
-  if (error instanceof ModelNotFoundError) return new HttpProblem(404, 'model-not-found', 'Model not found', error.message);
-  if (error instanceof InvalidModelError) return new HttpProblem(422, 'invalid-model', 'Invalid model', error.message);
-  // Storage damage, not a bug in the request or the code: say exactly what failed its check.
-  if (error instanceof CorruptArtifactError) return new HttpProblem(500, 'corrupt-model-artifact', 'Corrupt model artifact', error.message);
-  if (isRedisUnavailableError(error) || err.statusCode === 503) {
-    const detail = err.statusCode === 503 && err.message ? err.message : `Redis is unavailable (${err.message}); try again shortly`;
-    const [slug, title] = err.statusCode === 503 && err.name ? typeFromErrorName(err.name) : ['service-unavailable', 'Service unavailable'];
-    return new HttpProblem(503, slug, title, detail, undefined, { 'retry-after': String(RETRY_AFTER_SECONDS) });
+  const retryLater = { 'retry-after': String(RETRY_AFTER_SECONDS) };
+  if (error instanceof ServiceError) {
+    const [slug, title] = error.problemType();
+    return new HttpProblem(error.statusCode, slug, title, error.message, undefined, error.statusCode === 503 ? retryLater : {});
+  }
+  if (isRedisUnavailableError(error)) {
+    return new HttpProblem(503, 'service-unavailable', 'Service unavailable', `Redis is unavailable (${err.message}); try again shortly`, undefined, retryLater);
+  }
+  if (err.statusCode === 503 && err.message) {
+    const [slug, title] = err.name && err.name !== 'Error' ? problemTypeOf(err.name) : ['service-unavailable', 'Service unavailable'];
+    return new HttpProblem(503, slug, title, err.message, undefined, retryLater);
   }
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -113,8 +108,9 @@ export function problemFor(error: unknown, bodyLimit: number): HttpProblem | und
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new HttpProblem(400, 'malformed-json', 'Malformed JSON', 'the request body is not valid JSON');
   }
+  // Fastify's and its plugins' own errors (FST_*), and any other library error that declares a client status.
   if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 && err.message) {
-    const [slug, title] = err.code?.startsWith('FST_') || !err.name || err.name === 'Error' ? ['about:blank', STATUS_CODES[err.statusCode] ?? 'Error'] : typeFromErrorName(err.name);
+    const [slug, title] = err.code?.startsWith('FST_') || !err.name || err.name === 'Error' ? ['about:blank', STATUS_CODES[err.statusCode] ?? 'Error'] : problemTypeOf(err.name);
     return new HttpProblem(err.statusCode, slug, title, err.message);
   }
   return undefined;

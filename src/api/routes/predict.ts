@@ -25,6 +25,7 @@ import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version
 import { clientOf } from '../plugins/api-keys.ts';
 import { usePredictJson } from '../plugins/body-parsing.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
+import { ServiceError } from '../../lib/errors.ts';
 
 export interface PredictRoutesOptions {
   models: ModelManager;
@@ -68,20 +69,18 @@ function leaseFor(models: ModelManager, model: string | undefined, version: stri
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg'];
 
-export class RateLimitExceededError extends Error {
+export class RateLimitExceededError extends ServiceError {
   readonly statusCode = 429;
   constructor(max: number, after: string) {
     super(`rate limit of ${max} predict requests per minute exceeded (PREDICT_RATE_LIMIT); retry in ${after}`);
-    this.name = 'RateLimitExceededError';
   }
 }
 
 /** A multipart upload too big in total: files are buffered, so the whole request stays under BODY_LIMIT. */
-class UploadTooLargeError extends Error {
+class UploadTooLargeError extends ServiceError {
   readonly statusCode = 413;
   constructor(limit: number) {
     super(`the uploaded files are larger than the limit of ${limit} bytes in total (BODY_LIMIT)`);
-    this.name = 'UploadTooLargeError';
   }
 }
 
@@ -107,7 +106,7 @@ async function multipartInstances(request: FastifyRequest, maxInstances: number,
     if (code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') {
       throw new InvalidPredictRequestError(`the multipart body has too many parts: at most ${maxInstances} image files (PREDICT_MAX_INSTANCES) and 8 fields`);
     }
-    if (error instanceof Error && !('statusCode' in error)) {
+    if (error instanceof Error && !(error instanceof ServiceError) && !('statusCode' in error)) {
       // busboy's parse errors ("Boundary not found", "Unexpected end of form", "Malformed part header") are the client's.
       throw new InvalidPredictRequestError(`malformed multipart/form-data body: ${error.message}`);
     }

@@ -10,6 +10,7 @@ import { instancePixels } from '../../serving/instances.ts';
 import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
 import { isModelName } from '../../registry/model-name.ts';
 import { parse, UsageError } from '../args.ts';
+import { loadClientSettings } from '../../lib/config.ts';
 
 export const HELP = `Usage: digits predict FILE.png|FILE.jpg… [options]
 
@@ -122,13 +123,14 @@ export async function run(argv: string[]): Promise<number> {
   if (values.url && modelDir) throw new UsageError('use either --url (a running service) or --model-dir DIR (locally), not both');
   if (modelDir && (values.version || modelName)) throw new UsageError('--model NAME and --version pick a model on a service; with --model-dir the directory is the model');
   const preprocess = values.preprocess ?? false;
+  const client = loadClientSettings();
 
   const result = modelDir
     ? await locally(resolve(modelDir), positionals, preprocess)
-    : await viaService(values.url ?? `http://127.0.0.1:${process.env.PORT || 3000}`, positionals, {
+    : await viaService(values.url ?? `http://127.0.0.1:${client.port}`, positionals, {
         model: modelName,
         version: values.version,
-        apiKey: values['api-key'] ?? process.env.DIGITS_API_KEY,
+        apiKey: values['api-key'] ?? client.apiKey,
         preprocess,
       });
 
