@@ -1,10 +1,8 @@
 // What a training job is, on the wire and in Redis.
 import { z } from 'zod';
-import { DATASET_NAMES } from '../data/types.ts';
 import { MODEL_NAME_RULE, PROMOTION_POLICIES, isModelName } from '../registry/model-name.ts';
-import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
-import { DEFAULT_PRESET, PRESETS, resolveRecipe } from '../training/recipe.ts';
-import { PRESET_NAMES, type BatchProgress, type EpochMetrics, type Recipe } from '../training/types.ts';
+import { DEFAULT_PRESET, PRESETS, RECIPE_FIELDS, resolveRecipe } from '../training/recipe.ts';
+import type { BatchProgress, EpochMetrics, Recipe } from '../training/types.ts';
 
 /**
  * POST /v1/jobs body. `recipe` names a preset (default DEFAULT_PRESET); every other field is
@@ -13,16 +11,17 @@ import { PRESET_NAMES, type BatchProgress, type EpochMetrics, type Recipe } from
  */
 export const JobRequestSchema = z
   .strictObject({
-    recipe: z.enum(PRESET_NAMES).default(DEFAULT_PRESET),
-    architecture: z.enum(ARCHITECTURE_NAMES).optional(),
-    dataset: z.enum(DATASET_NAMES).optional(),
-    epochs: z.int().min(1).max(50).optional(),
-    batchSize: z.int().min(1).max(60_000).optional(),
-    learningRate: z.number().gt(0).max(10).optional(),
-    momentum: z.number().min(0).lt(1).optional(),
-    seed: z.int().min(0).max(2 ** 31 - 1).optional(),
-    limit: z.int().min(1).max(60_000).optional(),
-    targetAccuracy: z.number().gt(0).max(1).optional(),
+    // The recipe fields a job may set, with the rules every recipe obeys (RECIPE_FIELDS).
+    recipe: RECIPE_FIELDS.preset.default(DEFAULT_PRESET),
+    architecture: RECIPE_FIELDS.architecture.optional(),
+    dataset: RECIPE_FIELDS.dataset.optional(),
+    epochs: RECIPE_FIELDS.epochs.optional(),
+    batchSize: RECIPE_FIELDS.batchSize.optional(),
+    learningRate: RECIPE_FIELDS.learningRate.optional(),
+    momentum: RECIPE_FIELDS.momentum.optional(),
+    seed: RECIPE_FIELDS.seed.optional(),
+    limit: RECIPE_FIELDS.limit.optional(),
+    targetAccuracy: RECIPE_FIELDS.targetAccuracy.optional(),
     name: z.string().trim().min(1).max(200).optional(),
     /** The model name to publish under (default: the data set's name). */
     model: z.string().refine(isModelName, { message: `expected ${MODEL_NAME_RULE}` }).optional(),

@@ -3,33 +3,26 @@
 // caller changing, which is why artifacts are read as bytes, not as paths.
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
-import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
-import { PRESET_NAMES, SCHEDULE_NAMES, type EpochMetrics, type Recipe } from '../training/types.ts';
+import { RECIPE_FIELDS } from '../training/recipe.ts';
+import type { EpochMetrics, Recipe } from '../training/types.ts';
 import type { PromotionPolicy } from './model-name.ts';
 
 export const ARTIFACT_NAMES = ['model.json', 'weights.bin'] as const;
 export type ArtifactName = (typeof ARTIFACT_NAMES)[number];
 
-// Versions trained before presets existed used the seed recipe: missing fields take its values.
+// The recipe rules of training/recipe.ts (RECIPE_FIELDS). Versions trained before presets
+// existed used the seed recipe: the fields added since take its values when missing.
 const RECIPE_SCHEMA = z.looseObject({
-  preset: z.enum(PRESET_NAMES).default('seed'),
-  architecture: z.enum(ARCHITECTURE_NAMES).default('seed'),
-  nesterov: z.boolean().default(false),
-  weightDecay: z.number().min(0).default(0),
-  labelSmoothing: z.number().min(0).default(0),
-  schedule: z.enum(SCHEDULE_NAMES).default('constant'),
-  augmentation: z
-    .object({ rotationDegrees: z.number(), shiftPixels: z.number(), scaleFraction: z.number() })
-    .nullable()
-    .default(null),
-  dataset: z.enum(DATASET_NAMES),
-  epochs: z.number().int().positive(),
-  batchSize: z.number().int().positive(),
-  learningRate: z.number().positive(),
-  momentum: z.number().min(0),
-  seed: z.number().int().min(0),
-  limit: z.number().int().positive().optional(),
-  targetAccuracy: z.number().positive().max(1).optional(),
+  ...RECIPE_FIELDS,
+  preset: RECIPE_FIELDS.preset.default('seed'),
+  architecture: RECIPE_FIELDS.architecture.default('seed'),
+  nesterov: RECIPE_FIELDS.nesterov.default(false),
+  weightDecay: RECIPE_FIELDS.weightDecay.default(0),
+  labelSmoothing: RECIPE_FIELDS.labelSmoothing.default(0),
+  schedule: RECIPE_FIELDS.schedule.default('constant'),
+  augmentation: RECIPE_FIELDS.augmentation.default(null),
+  limit: RECIPE_FIELDS.limit.optional(),
+  targetAccuracy: RECIPE_FIELDS.targetAccuracy.optional(),
 }) satisfies z.ZodType<Recipe>;
 
 const EPOCH_METRICS_SCHEMA = z.looseObject({

@@ -1,5 +1,46 @@
+import { z } from 'zod';
+import { DATASET_NAMES } from '../data/types.ts';
 import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
 import { PRESET_NAMES, SCHEDULE_NAMES, type PresetName, type Recipe } from './types.ts';
+
+const oneOf = <const T extends readonly [string, ...string[]]>(names: T) => z.enum(names, { error: `must be one of ${names.join(', ')}` });
+
+/**
+ * The one set of rules for a recipe's fields: job requests (queue/schema.ts), stored
+ * metadata (registry/types.ts), `digits train` flags and resolveRecipe all check these.
+ * The upper bounds keep a job's cost bounded (an API caller cannot ask for 10,000 epochs).
+ */
+export const RECIPE_FIELDS = {
+  preset: oneOf(PRESET_NAMES),
+  architecture: oneOf(ARCHITECTURE_NAMES),
+  dataset: oneOf(DATASET_NAMES),
+  epochs: z.int().min(1).max(50),
+  batchSize: z.int().min(1).max(60_000),
+  /** SGD learning rate; the peak for the one-cycle schedule. */
+  learningRate: z.number().gt(0).max(10),
+  momentum: z.number().min(0).lt(1),
+  nesterov: z.boolean(),
+  weightDecay: z.number().min(0),
+  labelSmoothing: z.number().min(0).lt(1),
+  schedule: oneOf(SCHEDULE_NAMES),
+  augmentation: z.object({ rotationDegrees: z.number(), shiftPixels: z.number(), scaleFraction: z.number() }).nullable(),
+  seed: z.int().min(0).max(2 ** 31 - 1),
+  limit: z.int().min(1).max(60_000),
+  targetAccuracy: z.number().gt(0).max(1),
+} as const;
+
+/** A whole recipe, as resolveRecipe returns it and metadata.json records it. */
+export const RECIPE_SCHEMA = z.object({
+  ...RECIPE_FIELDS,
+  limit: RECIPE_FIELDS.limit.optional(),
+  targetAccuracy: RECIPE_FIELDS.targetAccuracy.optional(),
+}) satisfies z.ZodType<Recipe>;
+
+/** "epochs: Too big: expected number to be <=50" → names the field, for RecipeError and the CLI. */
+export function recipeIssue(error: z.ZodError): { field: string; message: string } {
+  const issue = error.issues[0]!;
+  return { field: issue.path.map(String).join('.') || 'recipe', message: issue.message };
+}
 
 /**
  * The founding document's recipe: SGD 0.01 / momentum 0.9, batch 128, 19 epochs on MNIST.
@@ -66,26 +107,10 @@ export function resolveRecipe(overrides: Partial<Recipe> = {}): Recipe {
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<Recipe>;
   const preset = defined.preset ?? DEFAULT_PRESET;
   if (!PRESET_NAMES.includes(preset)) throw new RecipeError(`preset must be one of ${PRESET_NAMES.join(', ')}, got ${String(preset)}`);
-  const recipe: Recipe = { ...PRESETS[preset], ...defined };
-  const positiveInt = (name: keyof Recipe, value: number | undefined) => {
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      throw new RecipeError(`${name} must be a positive integer, got ${value}`);
-    }
-  };
-  positiveInt('epochs', recipe.epochs);
-  positiveInt('batchSize', recipe.batchSize);
-  positiveInt('limit', recipe.limit);
-  if (!ARCHITECTURE_NAMES.includes(recipe.architecture)) {
-    throw new RecipeError(`architecture must be one of ${ARCHITECTURE_NAMES.join(', ')}, got ${String(recipe.architecture)}`);
+  const parsed = RECIPE_SCHEMA.safeParse({ ...PRESETS[preset], ...defined });
+  if (!parsed.success) {
+    const { field, message } = recipeIssue(parsed.error);
+    throw new RecipeError(`${field} ${message}`);
   }
-  if (!SCHEDULE_NAMES.includes(recipe.schedule)) throw new RecipeError(`schedule must be one of ${SCHEDULE_NAMES.join(', ')}, got ${String(recipe.schedule)}`);
-  if (!Number.isInteger(recipe.seed) || recipe.seed < 0) throw new RecipeError(`seed must be a non-negative integer, got ${recipe.seed}`);
-  if (!(recipe.learningRate > 0)) throw new RecipeError(`learningRate must be > 0, got ${recipe.learningRate}`);
-  if (!(recipe.momentum >= 0 && recipe.momentum < 1)) throw new RecipeError(`momentum must be in [0, 1), got ${recipe.momentum}`);
-  if (!(recipe.weightDecay >= 0)) throw new RecipeError(`weightDecay must be ≥ 0, got ${recipe.weightDecay}`);
-  if (!(recipe.labelSmoothing >= 0 && recipe.labelSmoothing < 1)) throw new RecipeError(`labelSmoothing must be in [0, 1), got ${recipe.labelSmoothing}`);
-  if (recipe.targetAccuracy !== undefined && !(recipe.targetAccuracy > 0 && recipe.targetAccuracy <= 1)) {
-    throw new RecipeError(`targetAccuracy must be a fraction in (0, 1], got ${recipe.targetAccuracy}`);
-  }
-  return recipe;
+  return parsed.data;
 }

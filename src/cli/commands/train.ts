@@ -1,11 +1,9 @@
 import { resolve } from 'node:path';
-import { DATASET_NAMES, type DatasetName } from '../../data/types.ts';
 import { ENGINE_NAMES, type EngineName } from '../../engine/types.ts';
-import { ARCHITECTURE_NAMES, type ArchitectureName } from '../../model/seed-net.ts';
-import { DEFAULT_PRESET } from '../../training/recipe.ts';
+import { DEFAULT_PRESET, RECIPE_FIELDS } from '../../training/recipe.ts';
 import { train } from '../../training/train.ts';
-import { PRESET_NAMES, type PresetName } from '../../training/types.ts';
-import { intFlag, numberFlag, parse, UsageError } from '../args.ts';
+import type { Recipe } from '../../training/types.ts';
+import { parse, UsageError } from '../args.ts';
 import { epochLine, ProgressBar } from '../progress.ts';
 
 export const HELP = `Usage: digits train [options]
@@ -53,15 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  if (values.dataset && !DATASET_NAMES.includes(values.dataset as DatasetName)) {
-    throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}, got "${values.dataset}"`);
-  }
-  if (values.recipe && !PRESET_NAMES.includes(values.recipe as PresetName)) {
-    throw new UsageError(`--recipe must be one of ${PRESET_NAMES.join(', ')}, got "${values.recipe}"`);
-  }
-  if (values.architecture && !ARCHITECTURE_NAMES.includes(values.architecture as ArchitectureName)) {
-    throw new UsageError(`--architecture must be one of ${ARCHITECTURE_NAMES.join(', ')}, got "${values.architecture}"`);
-  }
+  const recipe = recipeFromFlags(values);
   // Without --engine, initEngine takes ENGINE (and WASM_THREADS, WASM_RELAXED_SIMD) from lib/config.ts.
   const engine = values.engine;
   if (engine && engine !== 'auto' && !ENGINE_NAMES.includes(engine as EngineName)) {
@@ -76,18 +66,7 @@ export async function run(argv: string[]): Promise<number> {
   const bar = new ProgressBar();
   try {
     const result = await train({
-      recipe: {
-        preset: values.recipe as PresetName | undefined,
-        architecture: values.architecture as ArchitectureName | undefined,
-        dataset: values.dataset as DatasetName | undefined,
-        epochs: intFlag('epochs', values.epochs),
-        batchSize: intFlag('batch-size', values['batch-size']),
-        learningRate: numberFlag('lr', values.lr),
-        momentum: numberFlag('momentum', values.momentum),
-        seed: intFlag('seed', values.seed, 0),
-        limit: intFlag('limit', values.limit),
-        targetAccuracy: numberFlag('target-accuracy', values['target-accuracy']),
-      },
+      recipe,
       dataDir: values['data-dir'],
       outDir,
       resume: Boolean(values.resume),
@@ -110,4 +89,32 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
   }
+}
+
+/** Flag → recipe field; the values are checked by the recipe's own rules (RECIPE_FIELDS), as a job's are. */
+const RECIPE_FLAGS = {
+  recipe: 'preset',
+  architecture: 'architecture',
+  dataset: 'dataset',
+  epochs: 'epochs',
+  'batch-size': 'batchSize',
+  lr: 'learningRate',
+  momentum: 'momentum',
+  seed: 'seed',
+  limit: 'limit',
+  'target-accuracy': 'targetAccuracy',
+} as const satisfies Record<string, keyof typeof RECIPE_FIELDS>;
+
+function recipeFromFlags(values: Partial<Record<string, string | boolean>>): Partial<Recipe> {
+  const recipe: Record<string, unknown> = {};
+  for (const [flag, field] of Object.entries(RECIPE_FLAGS)) {
+    const raw = values[flag];
+    if (typeof raw !== 'string') continue;
+    const rule = RECIPE_FIELDS[field];
+    const value = rule.type === 'enum' ? raw : raw.trim() === '' ? NaN : Number(raw);
+    const parsed = rule.safeParse(value);
+    if (!parsed.success) throw new UsageError(`--${flag} ${parsed.error.issues[0]!.message}, got "${raw}"`);
+    recipe[field] = parsed.data;
+  }
+  return recipe as Partial<Recipe>;
 }
