@@ -15,8 +15,8 @@ import {
   DatasetUnavailableError,
   IDX_FILE_NAMES,
   loadDataset,
-  normalise,
 } from '../src/data/datasets.ts';
+import { normalisePixels as normalise } from '../src/model/spec.ts';
 import { encodeIdx, IdxFormatError, readIdxImages, readIdxLabels, writeIdx, type IdxContent } from '../src/data/idx.ts';
 import type { LoadDatasetOptions } from '../src/data/types.ts';
 

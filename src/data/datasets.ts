@@ -7,10 +7,11 @@
 // because a user may bring a rebuilt or recompressed copy.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readIdxImages, readIdxLabels, PIXELS_PER_IMAGE } from './idx.ts';
+import { readIdxImages, readIdxLabels } from './idx.ts';
 import { downloadFile, md5OfFile } from './download.ts';
 import type { Dataset, DatasetName, LoadDatasetOptions, Split } from './types.ts';
 import { datasetDir, loadDataSettings } from '../lib/config.ts';
+import { IMAGE_PIXELS, normalisePixels } from '../model/spec.ts';
 
 export { DatasetUnavailableError, ChecksumMismatchError } from './download.ts';
 
@@ -98,15 +99,6 @@ export async function loadDataset(options: LoadDatasetOptions): Promise<Dataset>
   };
 }
 
-/** Maps uint8 pixels to floats, x' = (x/255 - mean) / std, through a 256-entry table. */
-export function normalise(pixels: Uint8Array, stats: { mean: number; std: number }): Float32Array {
-  const table = new Float32Array(256);
-  for (let value = 0; value < 256; value++) table[value] = (value / 255 - stats.mean) / stats.std;
-  const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) out[i] = table[pixels[i]!]!;
-  return out;
-}
-
 function makeSplit(
   images: { count: number; pixels: Uint8Array },
   labels: Uint8Array,
@@ -122,7 +114,7 @@ function makeSplit(
   }
   const count = Math.min(images.count, limit ?? images.count);
   return {
-    images: normalise(images.pixels.subarray(0, count * PIXELS_PER_IMAGE), stats),
+    images: normalisePixels(images.pixels.subarray(0, count * IMAGE_PIXELS), stats),
     // Copy, so the split does not keep the whole decompressed file alive.
     labels: labels.slice(0, count),
     count,

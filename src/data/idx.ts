@@ -5,13 +5,10 @@ import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback, gzipSync } from 'node:zlib';
 import { writeFileAtomic } from '../lib/atomic-write.ts';
+import { IMAGE_SIDE, NUM_CLASSES } from '../model/spec.ts';
 
 const gunzip = promisify(gunzipCallback);
 
-export const IMAGE_ROWS = 28;
-export const IMAGE_COLS = 28;
-export const PIXELS_PER_IMAGE = IMAGE_ROWS * IMAGE_COLS;
-export const NUM_CLASSES = 10;
 
 /** Magic numbers: 0x08 = unsigned byte data, last byte = number of dimensions. */
 export const IDX_IMAGES_MAGIC = 0x00000803;
@@ -80,8 +77,8 @@ export function parseIdxImages(bytes: Uint8Array, file: string): IdxImages {
   const count = view.getUint32(4);
   const rows = view.getUint32(8);
   const cols = view.getUint32(12);
-  if (rows !== IMAGE_ROWS || cols !== IMAGE_COLS) {
-    throw new IdxFormatError(file, `images are ${rows}×${cols}, expected ${IMAGE_ROWS}×${IMAGE_COLS}`);
+  if (rows !== IMAGE_SIDE || cols !== IMAGE_SIDE) {
+    throw new IdxFormatError(file, `images are ${rows}×${cols}, expected ${IMAGE_SIDE}×${IMAGE_SIDE}`);
   }
   checkLength(bytes, file, IMAGES_HEADER_BYTES + count * rows * cols, `${count} images of ${rows}×${cols}`);
   return { count, rows, cols, pixels: bytes.subarray(IMAGES_HEADER_BYTES) };
@@ -120,8 +117,8 @@ export type IdxContent =
 
 export function encodeIdx(content: IdxContent): Buffer {
   if (content.kind === 'images') {
-    const rows = content.rows ?? IMAGE_ROWS;
-    const cols = content.cols ?? IMAGE_COLS;
+    const rows = content.rows ?? IMAGE_SIDE;
+    const cols = content.cols ?? IMAGE_SIDE;
     const header = Buffer.alloc(IMAGES_HEADER_BYTES);
     header.writeUInt32BE(content.magic ?? IDX_IMAGES_MAGIC, 0);
     header.writeUInt32BE(content.count ?? Math.floor(content.pixels.length / (rows * cols)), 4);

@@ -2,9 +2,8 @@
 // that is saved, served and loadable in a browser) plus a functional forward pass
 // over the same variables, used by the training loop for speed and control.
 import * as tf from '@tensorflow/tfjs';
+import { INPUT_SHAPE, NUM_CLASSES } from './spec.ts';
 
-export const INPUT_SHAPE = [28, 28, 1] as const;
-export const NUM_CLASSES = 10;
 export const DROPOUT_RATE = 0.1;
 /** PyTorch's BatchNorm momentum 0.1 is tfjs's 0.9 (weight of the running value). */
 export const BN_MOMENTUM = 0.9;

@@ -2,30 +2,28 @@
 // list, cancel and follow jobs. Every Redis round trip is bounded: if Redis is
 // down or does not answer within timeoutMs, callers get QueueUnavailableError (503).
 import type { Logger } from '../lib/logger.ts';
-import { connectRedis, isRedisUnavailableError, logConnectionLoss, type RedisSettings } from '../lib/redis.ts';
-import { createHash, randomUUID } from 'node:crypto';
+import { connectRedis, logConnectionLoss, type RedisSettings } from '../lib/redis.ts';
+import { randomUUID } from 'node:crypto';
 import type { QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createQueueEvents, createTrainingQueue, JOB_NAME, serviceKeys, type TrainingQueue } from './connection.ts';
 import {
-  IdempotencyKeyInFlightError,
-  IdempotencyKeyReusedError,
   InvalidRequestError,
   JobAlreadyPublishedError,
   JobNotFoundError,
   JobStateConflictError,
-  QueueUnavailableError,
 } from './errors.ts';
-import { JobEventHub, type QueueChange } from './job-events.ts';
+import { JobEventHub } from './job-events.ts';
+import { jobEvents, type JobEvent } from './job-stream.ts';
+import { createOnce } from './idempotency.ts';
+import { withDeadline } from './redis-deadline.ts';
 import { PublishGuard } from './publish-guard.ts';
 import { isFinished, toJobView, type CancelRecord } from './job-view.ts';
 import type { JobRequest, JobState, JobView } from './schema.ts';
 import { readProgress } from './schema.ts';
-import type { BatchProgress, EpochMetrics } from '../training/types.ts';
 
 /** Job ids are UUIDs we issue; anything else cannot name a job (and never reaches a Redis key). */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60;
 /** Retries resume from the last checkpoint, so a transient failure costs at most one epoch. */
 const JOB_OPTIONS = { attempts: 3, backoff: { type: 'exponential', delay: 5000 } } as const;
 /** GET /v1/jobs with a state filter examines at most this many jobs per page. */
@@ -46,35 +44,12 @@ export interface JobPage {
   nextCursor: string | null;
 }
 
-/** What GET /v1/jobs/:id/events sends, in order: the current job, then its changes until it ends. */
-export type JobEvent =
-  | { event: 'state'; data: JobView }
-  | { event: 'progress'; data: { id: string; state: 'active'; progress: BatchProgress } }
-  | { event: 'epoch'; data: { id: string; metrics: EpochMetrics } }
-  | { event: 'completed' | 'failed' | 'cancelled'; data: JobView };
-
 export interface JobsServiceOptions extends RedisSettings {
   /** Longest wait for Redis per operation before answering 503 (default 2000). */
   timeoutMs?: number;
   /** Hears about losing and regaining Redis (once per outage); requests see 503s meanwhile. */
   logger: Pick<Logger, 'warn' | 'info'>;
 }
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-/** JSON with sorted keys, so equal requests have equal fingerprints whatever their key order. */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 
 export interface JobsServiceParts {
   queue: TrainingQueue;
@@ -158,46 +133,18 @@ export class JobsService {
   }
 
   /** Runs a Redis operation with a deadline; connection trouble becomes QueueUnavailableError. */
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QueueUnavailableError(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-    });
-    try {
-      return await Promise.race([operation(), deadline]);
-    } catch (error) {
-      if (isRedisUnavailableError(error) || (this.redis.status !== 'ready' && !('statusCode' in (error as object)))) {
-        throw new QueueUnavailableError(error);
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+  private guard<T>(operation: () => Promise<T>): Promise<T> {
+    return withDeadline(this.redis, this.timeoutMs, operation);
   }
 
   /** Queues a job. With an idempotency key, a repeat of the same request returns the first job (created: false). */
   create(request: JobRequest, idempotencyKey?: string): Promise<{ job: JobView; created: boolean }> {
     return this.guard(async () => {
       if (idempotencyKey === undefined) return { job: await this.add(randomUUID(), request), created: true };
-      const key = this.keys.idempotency(sha256(idempotencyKey));
-      const fingerprint = sha256(canonicalJson(request));
-      const jobId = randomUUID();
-      const claimed = await this.redis.set(key, JSON.stringify({ jobId, fingerprint }), 'EX', IDEMPOTENCY_TTL_SECONDS, 'NX');
-      if (claimed === 'OK') {
-        try {
-          return { job: await this.add(jobId, request), created: true };
-        } catch (error) {
-          await this.redis.del(key).catch(() => {});
-          throw error;
-        }
-      }
-      const stored = await this.redis.get(key);
-      if (stored === null) throw new IdempotencyKeyInFlightError();
-      const earlier = JSON.parse(stored) as { jobId: string; fingerprint: string };
-      if (earlier.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError(earlier.jobId);
-      const job = await this.find(earlier.jobId);
-      if (!job) throw new IdempotencyKeyInFlightError();
-      return { job, created: false };
+      return createOnce(this.redis, this.keys, idempotencyKey, request, {
+        add: (jobId) => this.add(jobId, request),
+        find: (jobId) => this.find(jobId),
+      });
     });
   }
 
@@ -295,50 +242,8 @@ export class JobsService {
    * The job's events: its current view first, then progress, epochs and state
    * changes, ending with completed, failed or cancelled. Stops early when signal aborts.
    */
-  async *events(id: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
-    const changes: QueueChange[] = [];
-    let wake: (() => void) | undefined;
-    const notify = () => {
-      wake?.();
-      wake = undefined;
-    };
-    // Subscribe before reading the job, so nothing that happens in between is missed.
-    const unsubscribe = this.hub.subscribe(id, (change) => {
-      changes.push(change);
-      notify();
-    });
-    signal.addEventListener('abort', notify);
-    try {
-      let job = await this.get(id);
-      yield { event: 'state', data: job };
-      let lastEpoch = job.metrics.at(-1)?.epoch ?? 0;
-      while (!isFinished(job.state) && !signal.aborted) {
-        const change = changes.shift();
-        if (!change) {
-          await new Promise<void>((resolve) => (wake = resolve));
-          continue;
-        }
-        if (change.type === 'progress') {
-          for (const metrics of change.progress.metrics.filter((m) => m.epoch > lastEpoch)) {
-            yield { event: 'epoch', data: { id, metrics } };
-            lastEpoch = metrics.epoch;
-          }
-          if (change.progress.batch) yield { event: 'progress', data: { id, state: 'active', progress: change.progress.batch } };
-          continue;
-        }
-        const previous = job.state;
-        job = await this.get(id).catch((error: unknown) => {
-          // A queued job that was cancelled is removed; its snapshot may be written a moment later.
-          if (error instanceof JobNotFoundError && change.to === 'removed') return { ...job, state: 'cancelled' as const };
-          throw error;
-        });
-        if (!isFinished(job.state) && job.state !== previous) yield { event: 'state', data: job };
-      }
-      if (isFinished(job.state)) yield { event: job.state as 'completed' | 'failed' | 'cancelled', data: job };
-    } finally {
-      unsubscribe();
-      signal.removeEventListener('abort', notify);
-    }
+  events(id: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
+    return jobEvents(this.hub, (jobId) => this.get(jobId), id, signal);
   }
 
   /**

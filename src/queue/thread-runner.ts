@@ -1,5 +1,13 @@
 // Runs train() in a worker thread (training-thread.ts) and turns its messages
 // back into callbacks and a promise, with AbortSignal cancellation.
+//
+// Why not BullMQ's sandboxed processors (useWorkerThreads): their processor gets a
+// job proxy and no way in from the parent while it runs, but cancelling a job
+// must stop training at the next batch boundary and keep its checkpoint. Here the
+// parent flips one shared Int32 (abortFlag) that train() reads between batches,
+// without a message round trip, and the parent keeps the Redis side (publish
+// claim, announcements, progress) in one place (processor.ts). The thread itself
+// only keeps the event loop free for BullMQ's lock renewal while tfjs computes.
 import { Worker } from 'node:worker_threads';
 import type { BatchProgress, EpochMetrics, TrainOptions, TrainResult } from '../training/types.ts';
 

@@ -16,7 +16,6 @@ export interface GrayImage {
   pixels: Uint8Array | Float32Array;
 }
 
-export const MNIST_SIDE = 28;
 
 export interface DecodeOptions {
   /** Largest width × height accepted (decompression-bomb guard). */

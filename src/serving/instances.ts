@@ -4,12 +4,12 @@
 // it is the hot path, and every message names the exact field that is wrong.
 import { ForbiddenJsonKeyError, parseClientJson } from '../lib/safe-json.ts';
 import { chargePixels, type DecodeSlots } from './decode-budget.ts';
-import { decodeImage, MNIST_SIDE, readImageHeader, type GrayImage, type ImageHeader } from './decode.ts';
+import { decodeImage, readImageHeader, type GrayImage, type ImageHeader } from './decode.ts';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from './errors.ts';
 import { PREPROCESS_MAX_SIDE, toMnistForm } from './mnist-form.ts';
 import { INPUT_NAME } from './signature.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../model/spec.ts';
 
-export const PIXELS = MNIST_SIDE * MNIST_SIDE;
 
 /** One image to classify: encoded bytes (PNG/JPEG) or pixels. `what` names it in error messages. */
 export type Instance = { what: string; bytes: Uint8Array } | { what: string; image: GrayImage };
@@ -108,21 +108,21 @@ export function applyScale(pixels: Float32Array, what: string, scale: PixelScale
  * in the request's scale (see applyScale).
  */
 function readPixels(value: unknown, what: string, scale: PixelScale | undefined): GrayImage {
-  if (!Array.isArray(value)) throw new InvalidPredictRequestError(`${what} must be an array of ${PIXELS} numbers or ${MNIST_SIDE} rows of ${MNIST_SIDE}, got ${describe(value)}`);
+  if (!Array.isArray(value)) throw new InvalidPredictRequestError(`${what} must be an array of ${IMAGE_PIXELS} numbers or ${IMAGE_SIDE} rows of ${IMAGE_SIDE}, got ${describe(value)}`);
   const max = scale === 'unit' ? 1 : 255;
-  const pixels = new Float32Array(PIXELS);
-  if (value.length === PIXELS) {
-    for (let i = 0; i < PIXELS; i++) pixels[i] = pixelValue(value[i], () => `${what}[${i}]`, max);
-  } else if (value.length === MNIST_SIDE && value.every(Array.isArray)) {
+  const pixels = new Float32Array(IMAGE_PIXELS);
+  if (value.length === IMAGE_PIXELS) {
+    for (let i = 0; i < IMAGE_PIXELS; i++) pixels[i] = pixelValue(value[i], () => `${what}[${i}]`, max);
+  } else if (value.length === IMAGE_SIDE && value.every(Array.isArray)) {
     value.forEach((row: unknown[], y) => {
-      if (row.length !== MNIST_SIDE) throw new UnprocessableInputError(`${what}[${y}] has ${row.length} values; each row must have ${MNIST_SIDE}`);
-      for (let x = 0; x < MNIST_SIDE; x++) pixels[y * MNIST_SIDE + x] = pixelValue(unwrapChannel(row[x]), () => `${what}[${y}][${x}]`, max);
+      if (row.length !== IMAGE_SIDE) throw new UnprocessableInputError(`${what}[${y}] has ${row.length} values; each row must have ${IMAGE_SIDE}`);
+      for (let x = 0; x < IMAGE_SIDE; x++) pixels[y * IMAGE_SIDE + x] = pixelValue(unwrapChannel(row[x]), () => `${what}[${y}][${x}]`, max);
     });
   } else {
-    throw new UnprocessableInputError(`${what} has ${value.length} entries; expected ${PIXELS} numbers or ${MNIST_SIDE} rows of ${MNIST_SIDE}`);
+    throw new UnprocessableInputError(`${what} has ${value.length} entries; expected ${IMAGE_PIXELS} numbers or ${IMAGE_SIDE} rows of ${IMAGE_SIDE}`);
   }
   applyScale(pixels, what, scale);
-  return { width: MNIST_SIDE, height: MNIST_SIDE, pixels };
+  return { width: IMAGE_SIDE, height: IMAGE_SIDE, pixels };
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -198,7 +198,7 @@ export async function instancePixels(instance: Instance, options: InstanceOption
   if ('image' in instance) return options.preprocess ? toMnistForm(instance.image, instance.what) : instance.image.pixels;
   const image = options.preprocess
     ? await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 255, maxSide: PREPROCESS_MAX_SIDE }, header)
-    : await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 0, expectSide: MNIST_SIDE }, header);
+    : await decodeImage(instance.bytes, instance.what, { maxPixels: options.maxPixels, background: 0, expectSide: IMAGE_SIDE }, header);
   return options.preprocess ? toMnistForm(image, instance.what) : image.pixels;
 }
 
@@ -224,7 +224,7 @@ export async function instancesPixels(instances: Instance[], options: InstanceOp
   return Promise.all(
     instances.map((instance, i) => {
       const header = headers[i];
-      const cheap = !header || (!options.preprocess && header.format === 'png' && header.width === MNIST_SIDE && header.height === MNIST_SIDE);
+      const cheap = !header || (!options.preprocess && header.format === 'png' && header.width === IMAGE_SIDE && header.height === IMAGE_SIDE);
       return cheap ? instancePixels(instance, options, header) : options.slots.run(() => instancePixels(instance, options, header));
     }),
   );

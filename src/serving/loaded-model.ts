@@ -6,12 +6,11 @@ import * as tf from '@tensorflow/tfjs';
 import { DATASET_SOURCES } from '../data/datasets.ts';
 import type { DatasetName } from '../data/types.ts';
 import { seedNetWeights } from '../model/forward.ts';
-import { NUM_CLASSES } from '../model/seed-net.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { ModelLoadError } from './errors.ts';
 import { InferenceNet } from './inference-net.ts';
-import { PIXELS } from './instances.ts';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.ts';
+import { IMAGE_PIXELS, INPUT_SHAPE, NUM_CLASSES, normalisePixels, type Normalization } from '../model/spec.ts';
 
 /** What a prediction response says about the model that made it. */
 export interface ModelInfo {
@@ -28,10 +27,6 @@ export interface Prediction {
   probabilities: number[];
 }
 
-export interface Normalization {
-  mean: number;
-  std: number;
-}
 
 /** What serving reads from a model's metadata.json (a registry version's, or a training run's output). */
 export interface ServingMetadata {
@@ -113,7 +108,7 @@ export class LoadedModel {
       net = InferenceNet.fold(seedNetWeights(model));
       const loaded = new LoadedModel(metadata, net, batching, onBatch);
       // The warm-up doubles as a check: a model that loads but computes garbage is refused here.
-      const [probabilities] = await loaded.forward([new Float32Array(PIXELS)]);
+      const [probabilities] = await loaded.forward([new Float32Array(IMAGE_PIXELS)]);
       const sum = probabilities!.reduce((a, b) => a + b, 0);
       if (!probabilities!.every(Number.isFinite) || Math.abs(sum - 1) > 1e-3) {
         throw new Error(`a forward pass on a blank image gave ${Array.from(probabilities!).join(', ')}, not probabilities`);
@@ -150,8 +145,7 @@ export class LoadedModel {
 
   /** Pixel values 0–255 → the input this model was trained on. */
   normalize(pixels: ArrayLike<number>): Float32Array {
-    const { mean, std } = this.normalization;
-    return Float32Array.from(pixels, (v) => (v / 255 - mean) / std);
+    return normalisePixels(pixels, this.normalization);
   }
 
   /** Classifies normalised 28×28 inputs; concurrent calls share forward passes. */
@@ -165,9 +159,9 @@ export class LoadedModel {
   }
 
   private async forward(inputs: Float32Array[]): Promise<Float32Array[]> {
-    const batch = new Float32Array(inputs.length * PIXELS);
-    inputs.forEach((input, i) => batch.set(input, i * PIXELS));
-    const probabilities = tf.tidy(() => tf.softmax(this.net.logits(tf.tensor4d(batch, [inputs.length, 28, 28, 1]))));
+    const batch = new Float32Array(inputs.length * IMAGE_PIXELS);
+    inputs.forEach((input, i) => batch.set(input, i * IMAGE_PIXELS));
+    const probabilities = tf.tidy(() => tf.softmax(this.net.logits(tf.tensor4d(batch, [inputs.length, ...INPUT_SHAPE]))));
     try {
       const values = (await probabilities.data()) as Float32Array;
       return inputs.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));

@@ -2,8 +2,9 @@
 // itself was made: bright ink on black, the ink's bounding box scaled to fit 20×20
 // (aspect kept), placed in 28×28 with its centre of mass at the centre.
 import sharp from 'sharp';
-import { MNIST_SIDE, type GrayImage } from './decode.ts';
+import type { GrayImage } from './decode.ts';
 import { UnprocessableInputError } from './errors.ts';
+import { IMAGE_SIDE } from '../model/spec.ts';
 
 /** Photos are decoded at most this large: plenty for a 20×20 result, and it bounds the work per image. */
 export const PREPROCESS_MAX_SIDE = 512;
@@ -87,7 +88,7 @@ function centreOfMass(values: Uint8Array, width: number): { x: number; y: number
 export const MNIST_STROKE_RANGE = { min: 1.3, max: 3.5 } as const;
 
 /** Stroke width estimate 2·area/perimeter over the pixels ≥ 128 (0 when there are none). */
-export function strokeWidth(pixels: Uint8Array, side = MNIST_SIDE): number {
+export function strokeWidth(pixels: Uint8Array, side = IMAGE_SIDE): number {
   let area = 0;
   let perimeter = 0;
   const on = (x: number, y: number) => x >= 0 && y >= 0 && x < side && y < side && pixels[y * side + x]! >= 128;
@@ -102,7 +103,7 @@ export function strokeWidth(pixels: Uint8Array, side = MNIST_SIDE): number {
 }
 
 /** Grayscale dilation (max) or erosion (min) over each pixel and its 4 neighbours. */
-function morph(pixels: Uint8Array, grow: boolean, side = MNIST_SIDE): Uint8Array {
+function morph(pixels: Uint8Array, grow: boolean, side = IMAGE_SIDE): Uint8Array {
   const out = new Uint8Array(pixels.length);
   const pick = grow ? Math.max : Math.min;
   const at = (x: number, y: number) => (x >= 0 && y >= 0 && x < side && y < side ? pixels[y * side + x]! : 0);
@@ -144,7 +145,7 @@ export async function toMnistForm(image: GrayImage, what: string, options: Mnist
   // Thinning shrinks the digit (growing enlarges it): fit it to 20×20 again. That scales a
   // thinned stroke back up a little; repeating until it settles read the generated corpus
   // worse (77.2 % against 78.0 % for predict-accuracy's model), so once it is.
-  return normalised === out ? out : fitAndCentre(Float32Array.from(normalised), MNIST_SIDE, MNIST_SIDE);
+  return normalised === out ? out : fitAndCentre(Float32Array.from(normalised), IMAGE_SIDE, IMAGE_SIDE);
 }
 
 /** The ink's bounding box scaled to fit 20×20 (aspect kept), centred by mass in 28×28. */
@@ -168,10 +169,10 @@ async function fitAndCentre(ink: Float32Array, imageWidth: number, imageHeight: 
 
   // Shift so the centre of mass lands on the centre, but never push ink off the canvas.
   const mass = centreOfMass(fitted, width);
-  const centre = (MNIST_SIDE - 1) / 2;
-  const left = Math.min(MNIST_SIDE - width, Math.max(0, Math.round(centre - mass.x)));
-  const top = Math.min(MNIST_SIDE - height, Math.max(0, Math.round(centre - mass.y)));
-  const out = new Uint8Array(MNIST_SIDE * MNIST_SIDE);
-  for (let y = 0; y < height; y++) out.set(fitted.subarray(y * width, (y + 1) * width), (top + y) * MNIST_SIDE + left);
+  const centre = (IMAGE_SIDE - 1) / 2;
+  const left = Math.min(IMAGE_SIDE - width, Math.max(0, Math.round(centre - mass.x)));
+  const top = Math.min(IMAGE_SIDE - height, Math.max(0, Math.round(centre - mass.y)));
+  const out = new Uint8Array(IMAGE_SIDE * IMAGE_SIDE);
+  for (let y = 0; y < height; y++) out.set(fitted.subarray(y * width, (y + 1) * width), (top + y) * IMAGE_SIDE + left);
   return out;
 }

@@ -17,7 +17,8 @@ import type * as tf from '@tensorflow/tfjs';
 import { CLASS_NAMES } from '../data/types.ts';
 import { PACKAGE } from '../lib/package-info.ts';
 import { seedNetWeights } from '../model/forward.ts';
-import { CONV_BLOCKS, NUM_CLASSES } from '../model/seed-net.ts';
+import { CONV_BLOCKS } from '../model/seed-net.ts';
+import { IMAGE_SIDE, NUM_CLASSES } from '../model/spec.ts';
 import { InferenceNet, type FoldedWeights, type PlainTensor } from './inference-net.ts';
 import { normalizationOf, type ServingMetadata } from './loaded-model.ts';
 import { INPUT_NAME, LABEL_NAME, PROBABILITIES_NAME } from './signature.ts';
@@ -162,7 +163,7 @@ export function exportOnnx({ weights, normalization, metadata }: OnnxExportOptio
   const initializers: Message[] = [];
   const constant = (name: string, value: number) => initializers.push(floatTensor(name, [], Float32Array.of(value)));
 
-  initializers.push(int64Tensor('nchw_shape', [-1, 1, 28, 28]));
+  initializers.push(int64Tensor('nchw_shape', [-1, 1, IMAGE_SIDE, IMAGE_SIDE]));
   constant('pixel_scale', 1 / (255 * normalization.std));
   constant('pixel_shift', -normalization.mean / normalization.std);
   nodes.push(node('Reshape', [INPUT_NAME, 'nchw_shape'], ['x_nchw']));
@@ -204,7 +205,7 @@ export function exportOnnx({ weights, normalization, metadata }: OnnxExportOptio
   graph.string(2, 'seed_net');
   for (const init of initializers) graph.message(5, init);
   graph.string(10, 'Input: pixel values 0–255, white digit on black, NHWC [N,28,28,1]. Outputs: softmax probabilities [N,10] and the arg-max label [N].');
-  graph.message(11, valueInfo(INPUT_NAME, TensorDataType.FLOAT, ['N', 28, 28, 1]));
+  graph.message(11, valueInfo(INPUT_NAME, TensorDataType.FLOAT, ['N', IMAGE_SIDE, IMAGE_SIDE, 1]));
   graph.message(12, valueInfo(PROBABILITIES_NAME, TensorDataType.FLOAT, ['N', NUM_CLASSES]));
   graph.message(12, valueInfo(LABEL_NAME, TensorDataType.INT64, ['N']));
 

@@ -3,8 +3,7 @@
 // metadata, the ONNX export's tensor names). Callers get it from a model's
 // data set and normalisation, never from how models are stored.
 import { CLASS_NAMES, type DatasetName } from '../data/types.ts';
-import { NUM_CLASSES } from '../model/seed-net.ts';
-import { MNIST_SIDE } from './decode.ts';
+import { IMAGE_SIDE, NUM_CLASSES } from '../model/spec.ts';
 
 /** Tensor names, shared by v2 metadata, v2 inference and the ONNX graph. */
 export const INPUT_NAME = 'image';
@@ -54,7 +53,7 @@ export function signatureOf(model: SignatureSource): ModelSignature {
       {
         name: INPUT_NAME,
         datatype: 'FP32',
-        shape: [-1, MNIST_SIDE, MNIST_SIDE, 1],
+        shape: [-1, IMAGE_SIDE, IMAGE_SIDE, 1],
         layout: 'NHWC',
         acceptedLayouts: ['NHWC', 'NCHW'],
         acceptedDatatypes: ['FP32', 'UINT8'],

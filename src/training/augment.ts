@@ -4,9 +4,10 @@
 // sees exactly the same images. Bilinear sampling; outside the image is the background.
 import { mulberry32 } from '../lib/random.ts';
 import type { Augmentation } from './types.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../model/spec.ts';
 
-const SIDE = 28;
-const PIXELS = SIDE * SIDE;
+const SIDE = IMAGE_SIDE;
+const PIXELS = IMAGE_PIXELS;
 const CENTRE = (SIDE - 1) / 2;
 
 /**

@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../lib/atomic-write.ts';
 import { deriveSeed, permutation } from '../lib/random.ts';
 import { forwardInfer, forwardTrain, seedNetWeights, updateRunningStatistics, type SeedNetWeights } from '../model/forward.ts';
 import { buildSeedNet, DROPOUT_RATE, summarize } from '../model/seed-net.ts';
+import { IMAGE_PIXELS, INPUT_SHAPE } from '../model/spec.ts';
 import { METADATA_JSON, registerFileRouter, saveModel } from './artifacts.ts';
 import { loadCheckpoint, restoreModelWeights, saveCheckpoint } from './checkpoint.ts';
 import { augmentImages } from './augment.ts';
@@ -33,10 +34,10 @@ export interface BatchAugmentation {
 
 /** Copies the images and labels of `indices` into a batch, augmented when asked. */
 function gatherBatch(split: Split, indices: Uint32Array, augment?: BatchAugmentation): { x: tf.Tensor4D; labels: tf.Tensor1D } {
-  let images = new Float32Array(indices.length * 784);
+  let images = new Float32Array(indices.length * IMAGE_PIXELS);
   const labels = new Int32Array(indices.length);
   indices.forEach((index, row) => {
-    images.set(split.images.subarray(index * 784, index * 784 + 784), row * 784);
+    images.set(split.images.subarray(index * IMAGE_PIXELS, (index + 1) * IMAGE_PIXELS), row * IMAGE_PIXELS);
     labels[row] = split.labels[index]!;
   });
   if (augment) {
@@ -44,7 +45,7 @@ function gatherBatch(split: Split, indices: Uint32Array, augment?: BatchAugmenta
     augmentImages(images, augmented, indices.length, augment.augmentation, augment.seed, augment.background);
     images = augmented;
   }
-  return { x: tf.tensor4d(images, [indices.length, 28, 28, 1]), labels: tf.tensor1d(labels, 'int32') };
+  return { x: tf.tensor4d(images, [indices.length, ...INPUT_SHAPE]), labels: tf.tensor1d(labels, 'int32') };
 }
 
 /** Tag of the augmentation stream, so it is unrelated to the dropout stream of the same batch. */

@@ -12,10 +12,10 @@
 // Models are found only through ModelResolver (src/serving/model-resolver.ts).
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from '../../serving/errors.ts';
-import { PIXELS, PIXEL_SCALES, applyScale, pixelValue, type PixelScale } from '../../serving/instances.ts';
+import { PIXEL_SCALES, applyScale, pixelValue, type PixelScale } from '../../serving/instances.ts';
 import type { ModelResolver, ResolvedModel } from '../../serving/model-resolver.ts';
 import { INPUT_NAME, LABEL_NAME, PROBABILITIES_NAME, signatureOf } from '../../serving/signature.ts';
-import { NUM_CLASSES } from '../../model/seed-net.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../../model/spec.ts';
 import { useProtocolJson } from '../plugins/protocol-json.ts';
 
 export interface InferenceV2Options {
@@ -33,7 +33,8 @@ export interface InferenceV2Options {
 }
 
 /** The tensor shapes an image batch may be sent in; NCHW and NHWC with one channel share one memory order. */
-const ACCEPTED_SHAPES = '[N,28,28,1] (NHWC), [N,1,28,28] (NCHW), [N,28,28] or [N,784]';
+const S = IMAGE_SIDE;
+const ACCEPTED_SHAPES = `[N,${S},${S},1] (NHWC), [N,1,${S},${S}] (NCHW), [N,${S},${S}] or [N,${IMAGE_PIXELS}]`;
 const OUTPUT_NAMES = [PROBABILITIES_NAME, LABEL_NAME] as const;
 type OutputName = (typeof OUTPUT_NAMES)[number];
 /** The platform string names framework and format, as the protocol's examples do (e.g. "tensorflow_savedmodel"). */
@@ -66,7 +67,7 @@ function batchSize(shape: unknown, maxInstances: number): number {
   const valid = Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
   if (!valid) throw new InvalidPredictRequestError(`inputs[0].shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   const dims = (shape as number[]).slice(1).join(',');
-  if (!['28,28,1', '1,28,28', '28,28', '784'].includes(dims)) {
+  if (![`${S},${S},1`, `1,${S},${S}`, `${S},${S}`, `${IMAGE_PIXELS}`].includes(dims)) {
     throw new InvalidPredictRequestError(`inputs[0].shape is ${JSON.stringify(shape)}; this model takes ${ACCEPTED_SHAPES}`);
   }
   const n = (shape as number[])[0]!;
@@ -132,9 +133,9 @@ export function readInferRequest(body: unknown, maxInstances: number): InferRequ
   const scale = readScale(input.parameters, 'inputs[0].parameters') ?? requestScale;
   if (input.datatype === 'UINT8' && scale === 'unit') throw new InvalidPredictRequestError('UINT8 data is 0–255; "scale": "unit" applies to FP32 only');
   const n = batchSize(input.shape, maxInstances);
-  const flat = flattenData(input.data, n * PIXELS, input.datatype, scale === 'unit' ? 1 : 255);
+  const flat = flattenData(input.data, n * IMAGE_PIXELS, input.datatype, scale === 'unit' ? 1 : 255);
   const images = Array.from({ length: n }, (_, i) => {
-    const image = flat.slice(i * PIXELS, (i + 1) * PIXELS);
+    const image = flat.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS);
     // UINT8 states its scale by its type; FP32 may be 0–1 floats sent by habit.
     applyScale(image, `image ${i} of inputs[0]`, input.datatype === 'UINT8' ? 'pixel' : scale, '"parameters": {"scale": "unit"} in the request or the input');
     return image;

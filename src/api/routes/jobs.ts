@@ -3,7 +3,8 @@
 // problem+json handler turns them into problem documents.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import type { JobEvent, JobsService } from '../../queue/jobs-service.ts';
+import type { JobsService } from '../../queue/jobs-service.ts';
+import type { JobEvent } from '../../queue/job-stream.ts';
 import { JOB_STATES, JobRequestSchema } from '../../queue/schema.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
 
