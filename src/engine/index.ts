@@ -57,6 +57,7 @@ export async function initEngine(requested: EngineName | 'auto' | EngineSettings
   const wanted = settings.engine;
   if (current && (wanted === 'auto' || wanted === current.name)) return current;
   // Serialise concurrent calls: the backend switch is global state.
+  // An earlier call's failure was already reported to that caller; this one only waits its turn.
   const run = (pending ?? Promise.resolve()).catch(() => undefined).then(() => {
     if (current && (wanted === 'auto' || wanted === current.name)) return current;
     return wanted === 'auto' ? initAuto() : initForced(wanted);

@@ -86,6 +86,7 @@ export class JobsService {
     this.hub = new JobEventHub(parts.queueEvents);
     this.publishGuard = new PublishGuard(parts.redis, parts.settings.prefix);
     // Jobs removed by standard BullMQ tooling (Bull Board, queue.remove, clean) leave our index too.
+    // Best effort: an index entry left behind (Redis away now) is cleaned up when a listing finds it orphaned.
     parts.queueEvents.on('removed', ({ jobId }) => void this.forgetIfGone(jobId).catch(() => {}));
     this.timeoutMs = parts.timeoutMs ?? 2000;
     this.ownedConnections = parts.ownedConnections ?? [];

@@ -70,6 +70,7 @@ class ProgressReporter {
       if (progress.epoch > 1) {
         this.record.resumedFromEpoch = progress.epoch;
         this.logger.info({ jobId: this.job.id, epoch: progress.epoch }, 'resuming from checkpoint');
+        // The job log is a courtesy for BullMQ dashboards; the line above already logged the resume.
         void this.job.log(`attempt ${this.job.attemptsStarted} resumed from checkpoint at epoch ${progress.epoch}`).catch(() => {});
       }
     }

@@ -1,13 +1,18 @@
 // Runs train() in a worker thread (training-thread.ts) and turns its messages
 // back into callbacks and a promise, with AbortSignal cancellation.
 //
-// Why not BullMQ's sandboxed processors (useWorkerThreads): their processor gets a
-// job proxy and no way in from the parent while it runs, but cancelling a job
-// must stop training at the next batch boundary and keep its checkpoint. Here the
-// parent flips one shared Int32 (abortFlag) that train() reads between batches,
-// without a message round trip, and the parent keeps the Redis side (publish
-// claim, announcements, progress) in one place (processor.ts). The thread itself
-// only keeps the event loop free for BullMQ's lock renewal while tfjs computes.
+// Why a hand-made thread and not BullMQ's sandboxed processor (useWorkerThreads):
+//  - cancelling must stop training at the next batch boundary, checkpoint kept. BullMQ 6
+//    forwards an abort to the sandbox as a message, which the thread only sees when its
+//    event loop turns; train() runs batch after batch without necessarily giving it a
+//    turn. Here the parent sets one shared Int32 (abortFlag) that train() reads between
+//    batches, whatever the thread's event loop is doing.
+//  - the Redis side of a job (publish claim, registry publish, announcement, progress)
+//    stays in the parent on the worker's connections (processor.ts); a sandbox would
+//    need its own connections and a copy of that protocol.
+//  - the thread starts TypeScript through our own bootstrap (lib/ts-worker.mjs).
+// The thread's only job is to keep the parent's event loop free (BullMQ's lock
+// renewal) while tfjs computes.
 import { Worker } from 'node:worker_threads';
 import type { BatchProgress, EpochMetrics, TrainOptions, TrainResult } from '../training/types.ts';
 

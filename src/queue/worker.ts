@@ -60,6 +60,7 @@ export async function startTrainingWorker(options: TrainingWorkerOptions): Promi
     autorun: false,
   });
   worker.on('error', (error) => {
+    // While Redis is away every BullMQ retry fails; logConnectionLoss above logs the outage once.
     if (connection.status === 'ready') logger.warn({ err: error }, 'worker error');
   });
   worker.on('completed', (job, result) => logger.info({ jobId: job.id, version: result.modelVersion }, 'job completed'));

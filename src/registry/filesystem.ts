@@ -294,6 +294,7 @@ export class FileSystemRegistry implements ModelRegistry {
     for (const file of [join(this.defaultsDir, model), join(this.root, LEGACY_LATEST_POINTER)]) {
       const pointed = (await readFile(file, 'utf8').catch(ignoreMissing))?.trim();
       if (!pointed || !isVersion(pointed)) continue;
+      // An unreadable version counts as not this name's: the rule below decides what that means.
       const metadata = known?.find((m) => m.version === pointed) ?? (await this.readMetadata(pointed).catch(() => undefined));
       if (metadata?.model === model) return pointed;
       // defaults/<name> wins even when it names a vanished version: never fall back to an unvetted one.

@@ -48,7 +48,7 @@ export function decodeGrayPng(bytes: Uint8Array, side: number): Uint8Array | und
   try {
     raw = inflateSync(Buffer.concat(idat), { maxOutputLength: side * stride });
   } catch {
-    return undefined;
+    return undefined; // corrupt or oversized data: sharp decodes it and reports what is wrong
   }
   return raw.length === side * stride ? unfilter(raw, side) : undefined;
 }

@@ -130,6 +130,7 @@ export class ServiceMetrics {
     if (!queue) return;
     this.stopJobEvents = queue.onFinished?.((job) => this.observeJob(job));
 
+    // Redis away: the queue gauges are left out of this scrape (the connection logs the outage), the rest still answers.
     const stats = () => (this.scrape ??= queue.stats().catch(() => undefined));
     new Gauge({
       name: 'digits_queue_up',

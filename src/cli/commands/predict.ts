@@ -67,6 +67,7 @@ async function viaService(
     } catch (error) {
       throw new PredictRequestError(`cannot reach ${endpoint.origin}: ${(error as Error & { cause?: Error }).cause?.message ?? (error as Error).message}`);
     }
+    // A body that is not JSON (a proxy's HTML error page) is reported below with the status.
     const body = (await response.json().catch(() => undefined)) as (Result & { detail?: string }) | undefined;
     if (!response.ok || !body) throw new PredictRequestError(`${endpoint.origin} answered ${response.status}: ${body?.detail ?? response.statusText}`);
     predictions.push(...body.predictions);
