@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { DatasetName } from '../data/types.ts';
 import { ENGINE_NAMES } from '../engine/types.ts';
+import { IMAGE_PIXELS } from '../model/spec.ts';
 import { DEFAULT_MODEL_NAME, MODEL_NAME_RULE, isModelName } from '../registry/model-name.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -214,7 +215,7 @@ const ENV_SCHEMA = ENGINE_ENV_SCHEMA.extend({
   CORS_ORIGIN: corsOrigin,
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000, 10_000),
   PREDICT_MAX_INSTANCES: integer(1, 4096, 64),
-  PREDICT_MAX_PIXELS: integer(784, 268_402_689, 24_000_000),
+  PREDICT_MAX_PIXELS: integer(IMAGE_PIXELS, 268_402_689, 24_000_000),
   PREDICT_RATE_LIMIT: integer(0, 10_000_000, 0),
   BATCH_WAIT_MS: integer(0, 2, 0),
   MAX_BATCH: integer(1, 1024, 64),
@@ -229,7 +230,7 @@ const ENV_SCHEMA = ENGINE_ENV_SCHEMA.extend({
     return value;
   }),
   PREDICT_API_KEYS: list,
-  PREDICT_MAX_REQUEST_PIXELS: integer(784, 1_073_741_824, 24_000_000),
+  PREDICT_MAX_REQUEST_PIXELS: integer(IMAGE_PIXELS, 1_073_741_824, 24_000_000),
   PREDICT_DECODE_CONCURRENCY: integer(1, 64, Math.max(1, Math.min(3, availableParallelism() - 1))),
   REQUEST_TIMEOUT_MS: integer(100, 600_000, 30_000),
   HEADERS_TIMEOUT_MS: integer(100, 600_000, 10_000),
