@@ -18,7 +18,7 @@ export interface Augmentation {
   scaleFraction: number;
 }
 
-/** A training recipe; PRESETS (recipe.ts) hold the named ones (`seed` is the founding document's). */
+/** A training recipe; PRESETS (recipe.ts) hold the named ones (`seed` is the product brief's, README.md "Product brief"). */
 export interface Recipe {
   /** The preset the other fields started from (overrides may follow). */
   preset: PresetName;
