@@ -1,12 +1,13 @@
-// `digits health`, the worker's health check (Docker HEALTHCHECK): healthy exactly
-// while a real `digits worker` on this host is running and Redis answers.
+// `digits health`, the containers' health check (Docker HEALTHCHECK): a worker is
+// healthy exactly while a real `digits worker` on this host runs and Redis answers;
+// the API while its /healthz answers; without a target, whichever listens on PORT.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { freePort } from '../src/lib/redis-server.ts';
-import { makeDirs, removeTempDirs, REPO_ROOT, spawnWorker, waitFor, writeTinyMnist, type TestDirs, type WorkerProcess } from './helpers/jobs.ts';
+import { makeDirs, removeTempDirs, REPO_ROOT, spawnWorker, startTestApi, waitFor, writeTinyMnist, type TestDirs, type WorkerProcess } from './helpers/jobs.ts';
 
 const execFileAsync = promisify(execFile);
 const PREFIX = `test-health-${process.pid}`;
@@ -23,12 +24,12 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-/** `digits health` → its exit code and output. */
-async function health(redisUrl: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return execFileAsync(process.execPath, [join(REPO_ROOT, 'bin', 'digits.mjs'), 'health'], {
+/** `digits health …` → its exit code and output. */
+async function health(redisUrl: string, args: string[] = ['worker'], port?: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  return execFileAsync(process.execPath, [join(REPO_ROOT, 'bin', 'digits.mjs'), 'health', ...args], {
     cwd: REPO_ROOT,
     timeout: 30_000,
-    env: { ...process.env, REDIS_URL: redisUrl, QUEUE_PREFIX: PREFIX },
+    env: { ...process.env, REDIS_URL: redisUrl, QUEUE_PREFIX: PREFIX, PORT: String(port ?? (await freePort())) },
   }).then(
     (ok) => ({ code: 0, ...ok }),
     (error: { code: number; stdout: string; stderr: string }) => error,
@@ -51,6 +52,24 @@ it('fails while no worker runs, passes while one does (naming its pid), fails ag
   worker.child.kill('SIGTERM');
   expect(await worker.exited).toBe(0);
   expect((await health(inject('redisUrl'))).code).toBe(1);
+});
+
+it('checks the API when one listens on PORT (or when asked), failing when none answers', async () => {
+  const api = await startTestApi({ redisUrl: inject('redisUrl'), prefix: PREFIX, dirs });
+  try {
+    const port = Number(new URL(api.url).port);
+    for (const args of [[], ['api']]) {
+      const result = await health(inject('redisUrl'), args, port);
+      expect(result).toMatchObject({ code: 0, stdout: `API on port ${port} alive\n` });
+    }
+  } finally {
+    await api.close();
+  }
+  const none = await health(inject('redisUrl'), ['api']);
+  expect(none.code).toBe(1);
+  expect(none.stderr).toMatch(/^digits health: http:\/\/127\.0\.0\.1:\d+\/healthz does not answer: /);
+  // Nothing on PORT and no target: the worker is what is checked (and there is none).
+  expect((await health(inject('redisUrl'), [])).stderr).toMatch(/no worker heartbeat/);
 });
 
 it('fails, saying so, when Redis does not answer', async () => {

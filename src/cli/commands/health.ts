@@ -1,20 +1,27 @@
-// `digits health`: the worker's health check (Docker HEALTHCHECK, compose). Exit 0
-// when Redis answers and this host's worker heartbeat (src/queue/heartbeat.ts) is
-// fresh; exit 1 saying which is not. The API has GET /healthz instead.
+// `digits health [api|worker]`: the containers' health check (Docker HEALTHCHECK,
+// compose). worker: Redis answers and this host's worker heartbeat
+// (src/queue/heartbeat.ts) is fresh. api: GET /healthz on this host's PORT answers 200.
+// Without a target (one image runs either), the API if something listens on PORT,
+// else the worker. Exit 0 when healthy, else 1 saying what is not.
+import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { DEFAULT_REDIS_URL, loadConfig } from '../../lib/config.ts';
 import { HEARTBEAT_TTL_MS, readHeartbeat } from '../../queue/heartbeat.ts';
 import { loadQueueEnv } from '../../queue/settings.ts';
-import { helpRequested } from '../args.ts';
+import { parse, UsageError } from '../args.ts';
 
-export const HELP = `Usage: digits health
+export const HELP = `Usage: digits health [api|worker]
 
-Checks this host's training worker: exit 0 when Redis (REDIS_URL) answers and the
-worker's heartbeat (written every ${HEARTBEAT_TTL_MS / 3000} s, expiring after ${HEARTBEAT_TTL_MS / 1000} s) is there; exit 1
-with the reason otherwise. Uses REDIS_URL and QUEUE_PREFIX as \`digits worker\` does.
-For the API, GET /healthz.
+Exit 0 when this host's service is healthy, 1 with the reason otherwise.
+  worker  Redis (REDIS_URL) answers and the worker's heartbeat (written every
+          ${HEARTBEAT_TTL_MS / 3000} s, expiring after ${HEARTBEAT_TTL_MS / 1000} s; QUEUE_PREFIX as \`digits worker\`) is there
+  api     GET http://127.0.0.1:$PORT/healthz answers 200
+  (none)  api if something listens on PORT, else worker
 `;
+
+const TARGETS = ['api', 'worker'] as const;
+const TIMEOUT_MS = 3000;
 
 export class UnhealthyError extends Error {
   constructor(message: string) {
@@ -24,11 +31,47 @@ export class UnhealthyError extends Error {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  if (helpRequested(argv, HELP)) return 0;
-  const url = loadConfig().redisUrl ?? DEFAULT_REDIS_URL;
+  const { values, positionals } = parse(argv, { help: { type: 'boolean', short: 'h' } }, true);
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const [target, ...rest] = positionals;
+  if (rest.length > 0 || (target !== undefined && !(TARGETS as readonly string[]).includes(target))) {
+    throw new UsageError(`give one of ${TARGETS.join(', ')} or nothing, got ${JSON.stringify(positionals.join(' '))}`);
+  }
+  const config = loadConfig();
+  const apiHere = target === 'api' || (target === undefined && (await listening(config.port)));
+  return apiHere ? checkApi(config.port) : checkWorker(config.redisUrl ?? DEFAULT_REDIS_URL);
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.setTimeout(TIMEOUT_MS, () => socket.destroy());
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('close', () => resolve(false));
+  });
+}
+
+async function checkApi(port: number): Promise<number> {
+  const url = `http://127.0.0.1:${port}/healthz`;
+  const response = await fetch(url, { signal: AbortSignal.timeout(TIMEOUT_MS) }).catch((error: Error & { cause?: Error }) => {
+    throw new UnhealthyError(`${url} does not answer: ${error.cause?.message ?? error.message}`);
+  });
+  await response.body?.cancel();
+  if (!response.ok) throw new UnhealthyError(`${url} answered ${response.status}`);
+  process.stdout.write(`API on port ${port} alive\n`);
+  return 0;
+}
+
+async function checkWorker(url: string): Promise<number> {
   const { prefix } = loadQueueEnv();
   // One try, bounded: a health check must answer within the checker's timeout, not reconnect.
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: 2000, commandTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const redis = new Redis(url, { lazyConnect: true, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null });
   redis.on('error', () => {});
   try {
     await redis.connect().catch((error: Error) => {
