@@ -53,6 +53,7 @@ function listening(port: number): Promise<boolean> {
       socket.destroy();
       resolve(true);
     });
+    socket.once('error', () => resolve(false));
     socket.once('close', () => resolve(false));
   });
 }
@@ -72,10 +73,11 @@ async function checkWorker(url: string): Promise<number> {
   const { prefix } = loadQueueEnv();
   // One try, bounded: a health check must answer within the checker's timeout, not reconnect.
   const redis = new Redis(url, { lazyConnect: true, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => {});
+  let socketError: Error | undefined; // ioredis rejects with "Connection is closed"; this says why
+  redis.on('error', (error: Error) => (socketError ??= error));
   try {
     await redis.connect().catch((error: Error) => {
-      throw new UnhealthyError(`Redis at ${new URL(url).host} does not answer: ${error.message}`);
+      throw new UnhealthyError(`Redis at ${new URL(url).host} does not answer: ${(socketError ?? error).message}`);
     });
     const heartbeat = await readHeartbeat(redis, prefix);
     if (!heartbeat) throw new UnhealthyError(`no worker heartbeat from ${hostname()} in the last ${HEARTBEAT_TTL_MS / 1000} s (queue prefix "${prefix}")`);
