@@ -9,6 +9,7 @@ const COMMANDS: Record<string, string> = {
   serve: 'Run the HTTP API',
   worker: 'Run a training worker (BullMQ, concurrency 1)',
   up: 'Run API + one worker (+ a private redis-server when REDIS_URL is unset)',
+  health: "Exit 0 when this host's worker is alive (Redis answers, heartbeat fresh); for health checks",
 };
 
 function usage(): string {

@@ -35,9 +35,13 @@ export interface RunningRedisServer {
 }
 
 export function findRedisServerBinary(): string | undefined {
+  return findBinary('redis-server');
+}
+
+function findBinary(name: string): string | undefined {
   const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/bin', '/usr/local/bin', '/usr/sbin']);
   for (const dir of dirs) {
-    const candidate = join(dir, 'redis-server');
+    const candidate = join(dir, name);
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -89,7 +93,12 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   } else {
     args.push('--appendonly', 'no');
   }
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: options.ownProcessGroup ?? false });
+  // The server must not outlive us, even when we are SIGKILLed and cannot stop it (it runs
+  // in its own process group, out of reach of a signal to ours). util-linux's setpriv
+  // asks the kernel to SIGTERM it when its parent dies (PR_SET_PDEATHSIG, kept across exec).
+  const setpriv = process.platform === 'linux' ? findBinary('setpriv') : undefined;
+  const [command, commandArgs] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', binary, ...args]] : [binary, args];
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'ignore', 'inherit'], detached: options.ownProcessGroup ?? false });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await Promise.race([
     waitForPort(port, 10_000),

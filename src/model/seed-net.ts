@@ -1,4 +1,4 @@
-// The seed network of the founding document, as a tfjs layers model (the format
+// The seed network of the product brief (README.md, "Product brief"), as a tfjs layers model (the format
 // that is saved, served and loadable in a browser) plus a functional forward pass
 // over the same variables, used by the training loop for speed and control.
 import * as tf from '@tensorflow/tfjs';

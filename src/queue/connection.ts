@@ -33,5 +33,7 @@ export function serviceKeys(prefix: string) {
     published: `${base}:published`,
     /** String per Idempotency-Key (hashed) → JSON { jobId, fingerprint }. */
     idempotency: (keyHash: string) => `${base}:idem:${keyHash}`,
+    /** String per worker host (expires unless refreshed) → JSON WorkerHeartbeat (heartbeat.ts). */
+    workerHeartbeat: (host: string) => `${base}:worker:${host}`,
   };
 }

@@ -47,11 +47,21 @@ export function toJobView(job: Job<JobData, JobResult>, bullState: BullState | '
     model: result?.model ?? modelNameOf(request),
     promoted: result?.promoted ?? null,
     promotion: result?.promotion ?? null,
-    error: state === 'failed' ? job.failedReason || 'failed' : null,
+    error: errorOf(state, job),
     createdAt: iso(job.timestamp)!,
     startedAt: iso(job.processedOn),
     finishedAt: iso(job.finishedOn) ?? (state === 'cancelled' && cancel ? iso(cancel.cancelledAt) : null),
   };
+}
+
+/**
+ * A failed job's reason; while a job waits for or runs its retry, the error of the
+ * attempt before (BullMQ keeps failedReason until the job completes or fails again).
+ */
+function errorOf(state: JobState, job: Job<JobData, JobResult>): string | null {
+  if (state === 'failed') return job.failedReason || 'failed';
+  if (state === 'queued' || state === 'active') return job.failedReason || null;
+  return null;
 }
 
 export const isFinished = (state: JobState) => state === 'completed' || state === 'failed' || state === 'cancelled';

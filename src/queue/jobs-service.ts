@@ -169,7 +169,10 @@ export class JobsService {
     const [job, cancelJson] = await Promise.all([this.queue.getJob(id), this.redis.hget(this.keys.cancelled, id)]);
     const cancel = cancelJson ? (JSON.parse(cancelJson) as CancelRecord) : undefined;
     if (!job) return cancel?.snapshot;
-    return toJobView(job, await job.getState(), cancel);
+    const state = await job.getState();
+    // Finished between the two reads: read the job again, so the view has its result or error.
+    const current = (state === 'completed' || state === 'failed') && !job.finishedOn ? ((await this.queue.getJob(id)) ?? job) : job;
+    return toJobView(current, state, cancel);
   }
 
   /** Newest first. With a state filter a page may hold fewer than `limit` jobs while nextCursor is not null. */

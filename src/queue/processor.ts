@@ -42,6 +42,26 @@ export interface ProcessorDeps {
   train?: (options: ThreadTrainOptions, callbacks: ThreadCallbacks) => Promise<TrainResult>;
 }
 
+/**
+ * Errors that every attempt of the job would meet again (by name: the training thread
+ * sends its error's name across, and the classes live in modules this process need not
+ * load). The job fails at once with the message instead of sitting in the queue through
+ * its retries. Anything else (Redis, a lost lock, a crashed thread) is retried.
+ */
+export const PERMANENT_ERROR_NAMES: ReadonlySet<string> = new Set([
+  'DatasetUnavailableError', // no mirror could deliver the data set (offline, or gone), after the download's own retries
+  'ChecksumMismatchError', // every mirror serves wrong bytes
+  'DatasetFilesError', // the configured local data directory is missing or incomplete
+  'IdxFormatError', // a data file is not IDX
+  'RecipeError', // the request's recipe cannot be trained
+  'ResumeMismatchError', // the run directory's checkpoint is for another recipe
+  'CheckpointError', // the run directory's checkpoint cannot be read
+]);
+
+export function isPermanentError(error: unknown): boolean {
+  return error instanceof Error && PERMANENT_ERROR_NAMES.has(error.name);
+}
+
 export function runDirectory(dataDir: string, jobId: string): string {
   return join(dataDir, 'runs', jobId);
 }
@@ -137,7 +157,11 @@ export function createTrainingProcessor(deps: ProcessorDeps): Processor<JobData,
       );
     } catch (error) {
       // Stopped before any batch (e.g. while loading data): still a cancellation or a shutdown.
-      if (!stop.aborted) throw error;
+      if (!stop.aborted) {
+        if (!isPermanentError(error)) throw error;
+        log.warn({ err: error }, 'training cannot succeed on any attempt; failing the job now');
+        throw new UnrecoverableError((error as Error).message);
+      }
     } finally {
       clearInterval(poll);
     }

@@ -6,6 +6,7 @@ import type { Logger } from '../lib/logger.ts';
 import { connectRedis, logConnectionLoss, type RedisSettings } from '../lib/redis.ts';
 import { QUEUE_NAME, serviceKeys } from './connection.ts';
 import { CANCELLED_REASON } from './job-view.ts';
+import { startHeartbeat } from './heartbeat.ts';
 import { PublishGuard } from './publish-guard.ts';
 import { createTrainingProcessor, SHUTDOWN_REASON, type ProcessorDeps } from './processor.ts';
 import type { JobData, JobResult } from './schema.ts';
@@ -73,6 +74,7 @@ export async function startTrainingWorker(options: TrainingWorkerOptions): Promi
   await subscriber.subscribe(keys.cancelChannel);
   void worker.run();
   await worker.waitUntilReady();
+  const heartbeat = startHeartbeat(connection, options.prefix);
   logger.info({ queue: QUEUE_NAME, prefix: options.prefix }, 'worker ready');
 
   let closing: Promise<void> | undefined;
@@ -81,6 +83,7 @@ export async function startTrainingWorker(options: TrainingWorkerOptions): Promi
     close() {
       closing ??= (async () => {
         worker.cancelAllJobs(SHUTDOWN_REASON);
+        await heartbeat.stop();
         stop.abort();
         // Without Redis nothing can be handed back; don't wait for BullMQ's fetch loop (it would wait for Redis).
         await worker.close(connection.status !== 'ready');

@@ -43,9 +43,9 @@ export function recipeIssue(error: z.ZodError): { field: string; message: string
 }
 
 /**
- * The founding document's recipe: SGD 0.01 / momentum 0.9, batch 128, 19 epochs on MNIST.
+ * The product brief's recipe (README.md, "Product brief"): SGD 0.01 / momentum 0.9, batch 128, 19 epochs on MNIST.
  * The outcome varies from seed to seed (epoch 1: 96.1–98.2 %, in PyTorch too), and runs are
- * bit-reproducible per seed, so the default is a seed whose run meets the founding bars
+ * bit-reproducible per seed, so the default is a seed whose run meets the brief's bars
  * (≥ 98 % after epoch 1, ≥ 99.4 % after epoch 19): seed 4 gives 98.15 % and 99.42 %
  * (bench/results/full-recipe-wasm-simd-seed4.json; every seed tried is in the README).
  */

@@ -88,6 +88,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     dataset: recipe.dataset,
     dataDir: options.dataDir,
     cacheDir: options.cacheDir,
+    download: options.download,
     limit: recipe.limit,
     signal: options.signal,
   });

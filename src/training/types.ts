@@ -1,4 +1,4 @@
-import type { DatasetName } from '../data/types.ts';
+import type { DatasetName, DownloadOptions } from '../data/types.ts';
 import type { EngineName } from '../engine/types.ts';
 import type { ArchitectureName } from '../model/seed-net.ts';
 
@@ -18,7 +18,7 @@ export interface Augmentation {
   scaleFraction: number;
 }
 
-/** A training recipe; PRESETS (recipe.ts) hold the named ones (`seed` is the founding document's). */
+/** A training recipe; PRESETS (recipe.ts) hold the named ones (`seed` is the product brief's, README.md "Product brief"). */
 export interface Recipe {
   /** The preset the other fields started from (overrides may follow). */
   preset: PresetName;
@@ -74,6 +74,8 @@ export interface TrainOptions {
   /** Local data directory (see LoadDatasetOptions.dataDir). */
   dataDir?: string;
   cacheDir?: string;
+  /** Download settings when the data set is fetched (see LoadDatasetOptions.download). */
+  download?: DownloadOptions;
   /** Run directory: checkpoint/ is written here after every epoch, model/ at the end. */
   outDir: string;
   /** Continue from outDir's checkpoint when there is one. */

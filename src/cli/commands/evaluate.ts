@@ -8,6 +8,19 @@ import { seedNetWeights } from '../../model/forward.ts';
 import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
 import { evaluateSplit } from '../../training/train.ts';
 import { parse, UsageError } from '../args.ts';
+import { resolveModelDir } from '../model-dir.ts';
+
+export const HELP = `Usage: digits evaluate --model DIR [options]
+
+Test-set loss and accuracy of a saved model.
+
+  --model DIR                     a model directory (model.json, weights.bin, metadata.json),
+                                  or a registry pointer (MODEL_DIR/latest, MODEL_DIR/defaults/NAME)
+  --dataset mnist|fashion-mnist   (default: the model's, from metadata.json)
+  --data-dir DIR                  local IDX files (else MNIST_DIR / FASHION_MNIST_DIR, else download)
+  --engine auto|gpu|node|wasm|cpu (default: ENGINE or auto)
+  --json                          one JSON object
+`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -16,9 +29,15 @@ export async function run(argv: string[]): Promise<number> {
     dataset: { type: 'string' },
     engine: { type: 'string' },
     json: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
   });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
   if (!values.model) throw new UsageError('--model DIR is required (a directory with model.json and weights.bin)');
-  const modelDir = resolve(values.model);
+  // Checked before the data set is located: a missing model must not surface as a download failure.
+  const modelDir = await resolveModelDir(values.model, '--model');
   const metadata = JSON.parse(await readFile(resolve(modelDir, METADATA_JSON), 'utf8').catch(() => '{}')) as {
     dataset?: DatasetName;
   };

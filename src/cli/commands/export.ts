@@ -10,6 +10,7 @@ import type { ServingMetadata } from '../../serving/loaded-model.ts';
 import { ONNX_OPSET, seedNetToOnnx } from '../../serving/onnx-export.ts';
 import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
 import { parse, UsageError } from '../args.ts';
+import { resolveModelDir } from '../model-dir.ts';
 
 const FORMATS = ['onnx'];
 const HELP = `Usage: digits export --format onnx --model DIR [--out FILE]
@@ -34,7 +35,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!values.format || !FORMATS.includes(values.format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
   if (!values.model) throw new UsageError('--model DIR is required (a directory with model.json, weights.bin and metadata.json)');
-  const modelDir = resolve(values.model);
+  const modelDir = await resolveModelDir(values.model, '--model');
   const text = await readFile(join(modelDir, METADATA_JSON), 'utf8').catch(() => {
     throw new UsageError(`${join(modelDir, METADATA_JSON)} cannot be read; the model's data set and normalisation come from it`);
   });

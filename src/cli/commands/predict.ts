@@ -11,13 +11,15 @@ import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
 import { isModelName } from '../../registry/model-name.ts';
 import { parse, UsageError } from '../args.ts';
 import { loadClientSettings } from '../../lib/config.ts';
+import { checkInputFiles, resolveModelDir } from '../model-dir.ts';
 
 export const HELP = `Usage: digits predict FILE.png|FILE.jpg… [options]
 
   --url URL        a running service (default http://127.0.0.1:$PORT, PORT default 3000)
   --model NAME     the model name on the service (default: the service's DEFAULT_MODEL)
   --version V      a version of that model (default: its default version)
-  --model-dir DIR  classify locally with a model directory (model.json, weights.bin, metadata.json);
+  --model-dir DIR  classify locally with a model directory (model.json, weights.bin, metadata.json)
+                   or a registry pointer (MODEL_DIR/latest, MODEL_DIR/defaults/NAME);
                    --model DIR still works when DIR is a path or an existing model directory
   --api-key KEY    with --url: sent as a bearer token (default: env DIGITS_API_KEY)
   --preprocess     crop, resize and centre any photo or drawing (?preprocess=mnist)
@@ -125,9 +127,10 @@ export async function run(argv: string[]): Promise<number> {
   if (modelDir && (values.version || modelName)) throw new UsageError('--model NAME and --version pick a model on a service; with --model-dir the directory is the model');
   const preprocess = values.preprocess ?? false;
   const client = loadClientSettings();
+  await checkInputFiles(positionals);
 
   const result = modelDir
-    ? await locally(resolve(modelDir), positionals, preprocess)
+    ? await locally(await resolveModelDir(modelDir, values['model-dir'] ? '--model-dir' : '--model'), positionals, preprocess)
     : await viaService(values.url ?? `http://127.0.0.1:${client.port}`, positionals, {
         model: modelName,
         version: values.version,

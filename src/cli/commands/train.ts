@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { ENGINE_NAMES, type EngineName } from '../../engine/types.ts';
-import { DEFAULT_PRESET, RECIPE_FIELDS } from '../../training/recipe.ts';
+import { DEFAULT_PRESET, FAST_RECIPE, PRESETS, RECIPE_FIELDS, SEED_RECIPE } from '../../training/recipe.ts';
 import { train } from '../../training/train.ts';
 import type { Recipe } from '../../training/types.ts';
 import { parse, UsageError } from '../args.ts';
@@ -9,17 +9,17 @@ import { epochLine, ProgressBar } from '../progress.ts';
 export const HELP = `Usage: digits train [options]
 
   --recipe seed|fast              preset (default ${DEFAULT_PRESET}); the options below override it
-                                    seed: the founding recipe, SGD 0.01/0.9, 19 epochs, seed 4
-                                    fast: one-cycle to 0.1, Nesterov, wd 5e-4, label smoothing 0.1,
-                                          light affine augmentation, 12 epochs, seed 1
+                                    seed: the product brief's recipe, SGD ${SEED_RECIPE.learningRate}/${SEED_RECIPE.momentum}, ${SEED_RECIPE.epochs} epochs, seed ${SEED_RECIPE.seed}
+                                    fast: one-cycle to ${FAST_RECIPE.learningRate}, Nesterov, wd ${FAST_RECIPE.weightDecay}, label smoothing ${FAST_RECIPE.labelSmoothing},
+                                          light affine augmentation, ${FAST_RECIPE.epochs} epochs, seed ${FAST_RECIPE.seed}
   --architecture seed|compact     the 14,320-parameter seed net or the 7,568-parameter compact one
   --dataset mnist|fashion-mnist   (default mnist)
   --data-dir DIR                  local IDX files (else MNIST_DIR / FASHION_MNIST_DIR, else download)
-  --epochs N                      (default: the preset's; fast's schedule stretches over them)
-  --batch-size N                  (default 128)
-  --lr X                          SGD learning rate; one-cycle's peak (default: the preset's)
-  --momentum X                    (default 0.9)
-  --seed N                        (default: the preset's)
+  --epochs N                      (default: the preset's, ${PRESETS[DEFAULT_PRESET].epochs}; fast's schedule stretches over them)
+  --batch-size N                  (default: the preset's, ${PRESETS[DEFAULT_PRESET].batchSize})
+  --lr X                          SGD learning rate; one-cycle's peak (default: the preset's, ${PRESETS[DEFAULT_PRESET].learningRate})
+  --momentum X                    (default: the preset's, ${PRESETS[DEFAULT_PRESET].momentum})
+  --seed N                        (default: the preset's, ${PRESETS[DEFAULT_PRESET].seed})
   --limit N                       train on the first N images only
   --target-accuracy X             stop after the first epoch with test accuracy ≥ X (fraction)
   --out DIR                       run directory (default ./runs/<timestamp>)

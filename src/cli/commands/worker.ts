@@ -20,6 +20,16 @@ WORKER_LOCK_DURATION_MS, WORKER_STALLED_INTERVAL_MS.
 
 export async function run(argv: string[]): Promise<number> {
   if (helpRequested(argv, HELP)) return 0;
+  // Started by `digits up` with an IPC channel (process.send exists): stop too when that
+  // parent dies. Checked from the start: a parent that died while we were starting (it was
+  // SIGKILLed, its redis-server went with it) must not leave us waiting for Redis forever;
+  // the channel may already be gone, its 'disconnect' emitted before anyone listened.
+  let onParentGone: () => void = () => process.exit(1); // nothing taken from the queue yet
+  if (process.send) {
+    if (!process.connected) onParentGone();
+    process.channel?.unref();
+    process.once('disconnect', () => onParentGone());
+  }
   const config = loadConfig();
   const redis = redisSettings(config);
   const logger = createLogger(config, { component: 'worker' });
@@ -57,11 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // Started by `digits up` with an IPC channel: stop too when that parent dies.
-    if (process.channel) {
-      process.channel.unref();
-      process.once('disconnect', () => stop('disconnect'));
-    }
+    onParentGone = () => stop('disconnect');
   });
   logger.info('worker stopped');
   // With Redis gone, BullMQ's retry timers would hold the process a few more seconds; unref'd, this only fires then.
