@@ -29,6 +29,7 @@ import { isFinished, toJobView, type CancelRecord } from './job-view.ts';
 import type { JobRequest, JobState, JobView } from './schema.ts';
 import { readProgress } from './schema.ts';
 import type { BatchProgress, EpochMetrics } from '../training/types.ts';
+import type { LossCurve } from './loss-curve.ts';
 
 /** Job ids are UUIDs we issue; anything else cannot name a job (and never reaches a Redis key). */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -56,7 +57,7 @@ export interface JobPage {
 /** What GET /v1/jobs/:id/events sends, in order: the current job, then its changes until it ends. */
 export type JobEvent =
   | { event: 'state'; data: JobView }
-  | { event: 'progress'; data: { id: string; state: 'active'; progress: BatchProgress } }
+  | { event: 'progress'; data: { id: string; state: 'active'; progress: BatchProgress | null; engine: string | null; lossCurve: LossCurve } }
   | { event: 'epoch'; data: { id: string; metrics: EpochMetrics } }
   | { event: 'completed' | 'failed' | 'cancelled'; data: JobView };
 
@@ -324,7 +325,9 @@ export class JobsService {
             yield { event: 'epoch', data: { id, metrics } };
             lastEpoch = metrics.epoch;
           }
-          if (change.progress.batch) yield { event: 'progress', data: { id, state: 'active', progress: change.progress.batch } };
+          // Also before the first batch: the engine is known from the start.
+          const { batch, engine, lossCurve } = change.progress;
+          yield { event: 'progress', data: { id, state: 'active', progress: batch, engine, lossCurve } };
           continue;
         }
         const previous = job.state;
