@@ -142,7 +142,7 @@ describe.skipIf(!hasChromium)('web console', () => {
           engine: Object.fromEntries(facts).Engine,
           batchPoints: document.getElementById('chart-loss')!.dataset.batchPoints,
           accuracyTicks: accuracy.dataset.yTicks,
-          accuracyNote: !document.getElementById('chart-accuracy-note')!.hidden,
+          accuracyNote: document.getElementById('chart-accuracy-note')?.hidden === false,
         };
       },
       null,
