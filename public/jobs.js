@@ -153,7 +153,9 @@ function tickLabels(element, asPercent) {
   return (_u, ticks) => {
     const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
     const scaled = asPercent ? step * 100 : step;
-    const digits = Math.min(4, Math.max(asPercent ? 0 : 1, Math.ceil(-Math.log10(scaled) - 1e-9)));
+    // The fewest decimals that write the step exactly (0.25 → 2, not 0.3).
+    let digits = asPercent ? 0 : 1;
+    while (digits < 4 && Math.abs(Math.round(scaled * 10 ** digits) - scaled * 10 ** digits) > 1e-6) digits += 1;
     const labels = ticks.map((t) => (asPercent ? `${(t * 100).toFixed(digits)}%` : t.toFixed(digits)));
     element.dataset.yTicks = labels.join(',');
     return labels;
