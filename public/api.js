@@ -1,7 +1,7 @@
 // Every call the console makes goes through api(): it adds the API key when the
 // service asked for one, and turns RFC 9457 problem+json answers into ApiErrors
 // whose message a person can read.
-/* global Headers, TextDecoderStream */
+/* global Headers, TextDecoderStream, Event */
 
 const KEY_STORAGE = 'digits.apiKey';
 
@@ -42,6 +42,22 @@ async function readProblem(response) {
 
 export function apiKey() {
   return sessionStorage.getItem(KEY_STORAGE);
+}
+
+/** Set in this tab once the service answered 401: it has API keys on. */
+const KEYS_ON_STORAGE = 'digits.apiKeysOn';
+/** Dispatched on window when the service is first seen to want API keys. */
+export const API_KEYS_ON_EVENT = 'digits:api-keys-on';
+
+/** Whether this service wants API keys, as far as this tab has seen (a 401, or a key already set). */
+export function apiKeysOn() {
+  return apiKey() !== null || sessionStorage.getItem(KEYS_ON_STORAGE) === 'yes';
+}
+
+function noteApiKeysOn() {
+  if (sessionStorage.getItem(KEYS_ON_STORAGE) === 'yes') return;
+  sessionStorage.setItem(KEYS_ON_STORAGE, 'yes');
+  window.dispatchEvent(new Event(API_KEYS_ON_EVENT));
 }
 
 // One dialog at a time: requests that all got 401 at once wait for the same answer.
@@ -101,6 +117,7 @@ export async function api(path, { method = 'GET', json, body, headers = {}, sign
       throw new ApiError(0, { title: 'Network error', detail: `Could not reach the service: ${error.message}` });
     }
     if (response.status === 401) {
+      noteApiKeysOn();
       const problem = await readProblem(response);
       // Ask, then send the same request again with the new key; cancelling gives up.
       if (askForKeyOn401 && (await askForKey(problem.detail || 'This service needs an API key.'))) continue;

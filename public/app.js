@@ -2,7 +2,7 @@
 // #jobs/<id>, #models). Each view has enter(argument) and leave(), so timers and
 // streams live only while their view is on screen.
 /* global location */
-import { apiKey, askForKey } from './api.js';
+import { API_KEYS_ON_EVENT, apiKey, apiKeysOn, askForKey } from './api.js';
 import { jobsView, jobView } from './jobs.js';
 import { modelsView } from './models.js';
 import { trainView } from './train.js';
@@ -25,7 +25,13 @@ function route() {
   current.enter?.(argument && decodeURIComponent(argument));
 }
 
-document.getElementById('api-key-button').addEventListener('click', () => {
+const keyButton = document.getElementById('api-key-button');
+const showKeyButton = () => {
+  keyButton.hidden = !apiKeysOn();
+};
+showKeyButton();
+window.addEventListener(API_KEYS_ON_EVENT, showKeyButton);
+keyButton.addEventListener('click', () => {
   void askForKey(apiKey() ? 'Replace or forget the key this tab sends.' : 'Set the key this tab sends with requests that need one.');
 });
 

@@ -1,8 +1,9 @@
 // Jobs: the list (GET /v1/jobs, refreshed while on screen) and one job's page,
 // which follows GET /v1/jobs/:id/events (Server-Sent Events: state, then
 // progress and epoch, ending with completed | failed | cancelled) and draws
-// the per-epoch curves as epochs arrive.
-/* global uPlot, ResizeObserver, URLSearchParams */
+// the loss per batch live (progress carries the job's bounded loss curve) and
+// the per-epoch train and test points as epochs end, epochs marked.
+/* global uPlot, ResizeObserver, URLSearchParams, devicePixelRatio */
 import { api, dateTime, followEvents, h, percent, showError } from './api.js';
 
 const FINISHED = new Set(['completed', 'failed', 'cancelled']);
@@ -38,7 +39,6 @@ let shownPages = 1;
 
 function jobRow(job) {
   const last = job.metrics?.at(-1);
-  const epochs = job.request?.epochs;
   return h(
     'li',
     { className: 'job-row', 'data-job-id': job.id, 'data-state': job.state },
@@ -51,7 +51,7 @@ function jobRow(job) {
       h(
         'span',
         { className: 'muted job-meta' },
-        `${job.request?.dataset ?? ''} · epoch ${job.metrics?.length ?? 0}/${epochs ?? '?'}`,
+        `${job.request?.dataset ?? ''} · ${epochSummary(job)}`,
         last ? ` · test ${percent(last.testAccuracy)}` : '',
         ` · ${dateTime(job.createdAt)}`,
       ),
@@ -109,7 +109,62 @@ let resizeObserver = null;
 /** Bumped on every enter and leave, so an answer for a page already left is dropped. */
 let visit = 0;
 
-function chart(elementId, label, trainKey, testKey, asPercent) {
+/** Epochs marked on the charts: a dashed line where each finished epoch ended. */
+function epochMarksPlugin(element) {
+  return {
+    hooks: {
+      draw: [
+        (u) => {
+          const reached = Math.floor(trainedUpTo());
+          const last = Math.min(reached, Math.max(1, job?.request?.epochs ?? 1) - 1);
+          const { ctx, bbox } = u;
+          ctx.save();
+          ctx.strokeStyle = '#9ca3af';
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.setLineDash([4 * devicePixelRatio, 4 * devicePixelRatio]);
+          for (let epoch = 1; epoch <= last; epoch++) {
+            const x = Math.round(u.valToPos(epoch, 'x', true));
+            ctx.beginPath();
+            ctx.moveTo(x, bbox.top);
+            ctx.lineTo(x, bbox.top + bbox.height);
+            ctx.stroke();
+          }
+          ctx.restore();
+          // For tests and scripts: how many epoch boundaries are drawn.
+          element.dataset.epochMarks = String(Math.max(0, last));
+        },
+      ],
+    },
+  };
+}
+
+/** How far training has got, in epochs (what the x axes count). */
+function trainedUpTo() {
+  const p = job?.progress;
+  const fromBatch = job?.state === 'active' && p ? p.epoch - 1 + p.batch / p.batches : 0;
+  return Math.max(fromBatch, job?.metrics?.at(-1)?.epoch ?? 0, job?.lossCurve?.points?.at(-1)?.[0] ?? 0);
+}
+
+/**
+ * Tick labels as precise as the tick spacing needs (no "1%, 1%, 1%, 0%"), also kept
+ * in data-y-ticks for tests and scripts.
+ */
+function tickLabels(element, asPercent) {
+  return (_u, ticks) => {
+    const step = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+    const scaled = asPercent ? step * 100 : step;
+    // The fewest decimals that write the step exactly (0.25 → 2, not 0.3).
+    let digits = asPercent ? 0 : 1;
+    while (digits < 4 && Math.abs(Math.round(scaled * 10 ** digits) - scaled * 10 ** digits) > 1e-6) digits += 1;
+    const labels = ticks.map((t) => (asPercent ? `${(t * 100).toFixed(digits)}%` : t.toFixed(digits)));
+    element.dataset.yTicks = labels.join(',');
+    return labels;
+  };
+}
+
+const epochPoints = (label, stroke) => ({ label, stroke, width: 2, spanGaps: true, points: { show: true, size: 7, fill: stroke } });
+
+function chart(elementId, label, asPercent, series) {
   const element = document.getElementById(elementId);
   element.replaceChildren();
   const plot = new uPlot(
@@ -117,35 +172,72 @@ function chart(elementId, label, trainKey, testKey, asPercent) {
       width: Math.max(200, element.clientWidth),
       height: 220,
       scales: {
-        // The whole run on the x axis from the start, so the curve grows into it.
-        x: { time: false, range: () => [1, Math.max(2, job?.request?.epochs ?? 2)] },
-        y: asPercent ? { range: (_u, min, max) => [Math.max(0, Math.min(min, 0.9) - 0.02), Math.min(1, max + 0.01)] } : {},
+        // The whole run on the x axis from the start (in epochs), so the curves grow into it.
+        x: { time: false, range: () => [0, Math.max(1, job?.request?.epochs ?? 1)] },
+        // Before any data: a plain 0..1 (rather than uPlot's guess around nothing).
+        y: {
+          range: (_u, min, max) => {
+            if (min === null || max === null) return [0, 1];
+            if (asPercent) return [Math.max(0, Math.min(min, 0.9) - 0.02), Math.min(1, max + 0.01)];
+            const pad = Math.max(0.02, (max - min) * 0.08);
+            return [Math.max(0, min - pad), max + pad];
+          },
+        },
       },
       legend: { live: false },
       // Epochs are whole numbers: ticks 1, 2, 5, … epochs apart, never at 1.2.
       axes: [
         { label: 'epoch', incrs: [1, 2, 5, 10, 20, 50] },
-        { label, size: 60, values: (_u, ticks) => ticks.map((t) => (asPercent ? `${(t * 100).toFixed(0)}%` : t.toFixed(2))) },
+        { label, size: 60, values: tickLabels(element, asPercent) },
       ],
-      series: [
-        { label: 'epoch' },
-        { label: 'train', stroke: '#2563eb', width: 2, points: { show: true, size: 6 } },
-        { label: 'test', stroke: '#ea580c', width: 2, points: { show: true, size: 6 } },
-      ],
+      series: [{ label: 'epoch' }, ...series],
+      plugins: [epochMarksPlugin(element)],
     },
-    [[], [], []],
+    [[], ...series.map(() => [])],
     element,
   );
-  return { element, plot, trainKey, testKey };
+  return { element, plot };
+}
+
+/**
+ * uPlot wants one x array for all series: the loss curve's points (per batch) and
+ * the epochs' points (at the end of each epoch) are merged, with gaps (null) where a
+ * series has no value.
+ */
+function mergeSeries(...series) {
+  const rows = new Map();
+  series.forEach((points, index) => {
+    for (const [x, y] of points) {
+      if (!rows.has(x)) rows.set(x, new Array(series.length).fill(null));
+      rows.get(x)[index] = y;
+    }
+  });
+  const xs = [...rows.keys()].sort((a, b) => a - b);
+  return [xs, ...series.map((_, index) => xs.map((x) => rows.get(x)[index]))];
 }
 
 function drawCurves() {
   const metrics = job?.metrics ?? [];
-  for (const { element, plot, trainKey, testKey } of charts) {
-    plot.setData([metrics.map((m) => m.epoch), metrics.map((m) => m[trainKey]), metrics.map((m) => m[testKey])]);
+  const curve = job?.lossCurve?.points ?? [];
+  const at = (key) => metrics.map((m) => [m.epoch, m[key]]);
+  const [lossChart, accuracyChart] = charts;
+  lossChart.plot.setData(mergeSeries(curve, at('trainLoss'), at('testLoss')));
+  accuracyChart.plot.setData(mergeSeries(at('trainAccuracy'), at('testAccuracy')));
+  for (const { element } of charts) {
     // For tests and scripts: how many epochs the chart shows.
     element.dataset.points = String(metrics.length);
   }
+  lossChart.element.dataset.batchPoints = String(curve.length);
+  const active = job?.state === 'active' || job?.state === 'queued';
+  document.getElementById('chart-loss-note').hidden = !(active && curve.length === 0);
+  document.getElementById('chart-accuracy-note').hidden = !(active && metrics.length === 0);
+}
+
+/** Where a job is, in the same words on the list and on its page. */
+function epochSummary(job) {
+  const p = job.progress;
+  if (job.state === 'active' && p) return `Epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches}`;
+  return `${job.metrics?.length ?? 0}/${job.request?.epochs ?? '?'} epochs`;
 }
 
 function fact(name, value) {
@@ -165,10 +257,12 @@ function renderJob() {
   const p = job.progress;
   const progressText =
     job.state === 'active' && p
-      ? `Epoch ${p.epoch}/${p.epochs}, batch ${p.batch}/${p.batches} · ${percent(p.fraction)} · loss ${p.runningLoss.toFixed(4)} · about ${Math.ceil(p.etaSeconds)} s left`
-      : job.state === 'queued'
-        ? 'Waiting for a worker…'
-        : `${percent(fraction, 0)} done`;
+      ? `${epochSummary(job)} · ${percent(p.fraction)} · loss ${p.runningLoss.toFixed(4)} · about ${Math.ceil(p.etaSeconds)} s left`
+      : job.state === 'active'
+        ? 'Loading the data set…'
+        : job.state === 'queued'
+          ? 'Waiting for a worker…'
+          : `${percent(fraction, 0)} done`;
   document.getElementById('job-progress-text').textContent = progressText;
 
   const r = job.request ?? {};
@@ -200,7 +294,10 @@ function addEpoch(metrics) {
 function applyEvent(name, data) {
   if (!job) return;
   if (name === 'state' || FINISHED.has(name)) job = { ...data, metrics: data.metrics ?? [] };
-  else if (name === 'progress') Object.assign(job, { state: 'active', progress: data.progress });
+  else if (name === 'progress') {
+    Object.assign(job, { state: 'active', progress: data.progress ?? job.progress, lossCurve: data.lossCurve ?? job.lossCurve });
+    job.engine = data.engine ?? job.engine;
+  }
   else if (name === 'epoch') addEpoch(data.metrics);
   else if (name === 'error') showError(jobError, new Error(data.detail ?? 'the event stream failed'));
   renderJob();
@@ -253,8 +350,12 @@ export const jobView = {
     document.getElementById('job-facts').replaceChildren();
     cancelButton.hidden = true;
     charts = [
-      chart('chart-loss', 'loss', 'trainLoss', 'testLoss', false),
-      chart('chart-accuracy', 'accuracy', 'trainAccuracy', 'testAccuracy', true),
+      chart('chart-loss', 'loss', false, [
+        { label: 'train, per batch', stroke: '#93c5fd', width: 1.5, spanGaps: true, points: { show: false } },
+        epochPoints('train, epoch mean', '#2563eb'),
+        epochPoints('test', '#ea580c'),
+      ]),
+      chart('chart-accuracy', 'accuracy', true, [epochPoints('train', '#2563eb'), epochPoints('test', '#ea580c')]),
     ];
     resizeObserver = new ResizeObserver(() => {
       for (const { element, plot } of charts) plot.setSize({ width: Math.max(200, element.clientWidth), height: 220 });

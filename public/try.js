@@ -38,9 +38,21 @@ function padPoint(event) {
   return { x: ((event.clientX - box.left) * pad.width) / box.width, y: ((event.clientY - box.top) * pad.height) / box.height };
 }
 
+const INK = '#111';
+const PEN_WIDTH = pad.width / 14;
+
+/** A round dot where the pen touches down: a zero-length line strokes nothing, which left the pad blank. */
+function inkDot(at) {
+  context.fillStyle = INK;
+  context.beginPath();
+  context.arc(at.x, at.y, PEN_WIDTH / 2, 0, 2 * Math.PI);
+  context.fill();
+  blank = false;
+}
+
 function inkLine(from, to) {
-  context.strokeStyle = '#111';
-  context.lineWidth = pad.width / 14;
+  context.strokeStyle = INK;
+  context.lineWidth = PEN_WIDTH;
   context.lineCap = 'round';
   context.lineJoin = 'round';
   context.beginPath();
@@ -55,7 +67,7 @@ pad.addEventListener('pointerdown', (event) => {
   if (!event.isPrimary) return;
   pad.setPointerCapture(event.pointerId);
   lastPoint = padPoint(event);
-  inkLine(lastPoint, lastPoint);
+  inkDot(lastPoint);
   predictSoon('pad');
 });
 pad.addEventListener('pointermove', (event) => {

@@ -32,6 +32,7 @@ const EXPECTED_PUBLIC = new Set([
   'GET /openapi.yaml',
   'GET /docs',
   'GET /',
+  'GET /favicon.ico',
   'GET /console/*',
   'GET /console/vendor/uplot/*',
   'GET /v2',

@@ -28,6 +28,8 @@ const DESKTOP = { width: 1280, height: 860 };
 const PHONE = { width: 390, height: 844 };
 /** Small enough to train in seconds, big enough to learn digits a little: 2 epochs of 2000 images. */
 const JOB_FORM = { epochs: '2', batchSize: '32', learningRate: '0.05', momentum: '0.9', limit: '2000', name: 'console test' };
+/** Batches per epoch of JOB_FORM: one loss-curve point each (well under the curve's bound). */
+const JOB_BATCHES = Math.ceil(2000 / 32);
 
 let api: ServingApi;
 let worker: WorkerProcess;
@@ -36,6 +38,10 @@ let page: Page;
 let untrained: ModelVersion;
 let trainedVersion: string;
 const pageErrors: string[] = [];
+/** Every /v1/predict answer's status, in order. */
+const predictStatuses: number[] = [];
+/** Everything the page asked for that was not there. */
+const notFound: string[] = [];
 
 const screenshot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
 
@@ -76,6 +82,10 @@ describe.skipIf(!hasChromium)('web console', () => {
     });
     page = await browser.newPage({ viewport: DESKTOP });
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    page.on('response', (response) => {
+      if (new URL(response.url()).pathname === '/v1/predict') predictStatuses.push(response.status());
+      if (response.status() === 404) notFound.push(response.url());
+    });
   });
 
   afterAll(async () => {
@@ -87,6 +97,8 @@ describe.skipIf(!hasChromium)('web console', () => {
 
   it('asks for the API key, shows validation problems, then trains a job and draws its progress and curves live', async () => {
     await page.goto(`${api.url}/#train`);
+    // Nothing has asked for a key yet, so there is no key button (a service without API keys never shows one).
+    expect(await page.locator('#api-key-button').isHidden()).toBe(true);
     // The form starts at the seed recipe.
     expect(await page.inputValue('input[name=epochs]')).toBe('19');
     expect(await page.inputValue('input[name=batchSize]')).toBe('128');
@@ -101,6 +113,8 @@ describe.skipIf(!hasChromium)('web console', () => {
     expect(await page.textContent('#key-dialog-reason')).toMatch(/API key/i);
     await page.fill('#key-dialog input[name=key]', API_KEY);
     await page.click('#key-dialog button[value=ok]');
+    // The service wants keys: from now on the button is there to change or forget the key.
+    expect(await page.locator('#api-key-button').isVisible()).toBe(true);
 
     // Sent again with the key, the request gets the service's 422 problem, shown readably, naming the field.
     const problem = page.locator('#train-error');
@@ -116,6 +130,31 @@ describe.skipIf(!hasChromium)('web console', () => {
     // Live progress from the event stream, then the first epoch point on both charts.
     // (This text is only shown while the job is active, from its latest progress event.)
     await page.locator('#job-progress-text', { hasText: /Epoch \d\/2, batch \d+\/\d+/ }).waitFor({ timeout: 90_000 });
+    // During the first epoch (no epoch point yet), all read at one moment: the engine is
+    // named, the loss is drawn per batch, and the empty accuracy axis has distinct labels.
+    const firstEpoch = await page.waitForFunction(
+      () => {
+        const text = (id: string) => document.getElementById(id)!.textContent ?? '';
+        const accuracy = document.getElementById('chart-accuracy')!;
+        if (text('job-state') !== 'active' || !/^Epoch 1\/2/.test(text('job-progress-text')) || accuracy.dataset.points !== '0') return null;
+        const facts = [...document.querySelectorAll('#job-facts dt')].map((dt) => [dt.textContent, dt.nextElementSibling?.textContent]);
+        return {
+          engine: Object.fromEntries(facts).Engine,
+          batchPoints: document.getElementById('chart-loss')!.dataset.batchPoints,
+          accuracyTicks: accuracy.dataset.yTicks,
+          accuracyNote: document.getElementById('chart-accuracy-note')?.hidden === false,
+        };
+      },
+      null,
+      { timeout: 90_000 },
+    );
+    const during = (await firstEpoch.jsonValue())!;
+    expect(during.engine).toMatch(/wasm|cpu|node|gpu/);
+    expect(Number(during.batchPoints)).toBeGreaterThanOrEqual(1);
+    const ticks = during.accuracyTicks?.split(',') ?? [];
+    expect(ticks.length).toBeGreaterThan(1);
+    expect(new Set(ticks).size).toBe(ticks.length);
+    expect(during.accuracyNote).toBe(true);
     // An epoch point while the job is still running (epoch 2 of 2 is still to come): drawn from the stream.
     await page.waitForFunction(
       () =>
@@ -130,6 +169,10 @@ describe.skipIf(!hasChromium)('web console', () => {
 
     await page.locator('#job-state', { hasText: 'completed' }).waitFor({ timeout: 120_000 });
     expect(await page.getAttribute('#chart-accuracy', 'data-points')).toBe('2');
+    // The loss of every batch, and the one epoch boundary of a 2-epoch run marked.
+    expect(await page.getAttribute('#chart-loss', 'data-batch-points')).toBe(String(2 * JOB_BATCHES));
+    expect(await page.getAttribute('#chart-loss', 'data-epoch-marks')).toBe('1');
+    expect(await page.locator('#chart-accuracy-note').isHidden()).toBe(true);
     expect(await page.getAttribute('#job-progress', 'style')).toContain('width: 100');
     expect(await page.textContent('#job-facts')).toMatch(/wasm|cpu|node|gpu/);
     // Better than the untrained default (policy if-better, the form's default): promoted, and the page says why.
@@ -142,6 +185,7 @@ describe.skipIf(!hasChromium)('web console', () => {
 
     await page.goto(`${api.url}/#jobs`);
     await page.locator(`#jobs-list li[data-job-id="${jobId}"][data-state=completed]`).waitFor();
+    expect(await page.textContent(`#jobs-list li[data-job-id="${jobId}"]`)).toContain('2/2 epochs');
     await page.setViewportSize(PHONE);
     await screenshot('console-jobs-phone');
     await page.setViewportSize(DESKTOP);
@@ -156,6 +200,9 @@ describe.skipIf(!hasChromium)('web console', () => {
     await page.goto(`${api.url}/#try`);
     await drawSeven();
     const prediction = await shownPrediction();
+    // Every request the drawing sent was answered with a prediction (none for a still-blank pad).
+    expect(predictStatuses.length).toBeGreaterThan(0);
+    expect(predictStatuses.every((status) => status === 200)).toBe(true);
     expect(prediction.label).toMatch(/^\d$/);
     expect(prediction.bars).toBe(10);
     expect(prediction.top).toBe(1);
@@ -220,12 +267,20 @@ describe.skipIf(!hasChromium)('web console', () => {
     await page.setViewportSize(DESKTOP);
   });
 
-  it('cancels a job from its page', async () => {
+  it('shows an active job the same way on the list and its page, and cancels it from its page', async () => {
     await page.goto(`${api.url}/#train`);
-    await page.fill('input[name=epochs]', '5');
+    await page.fill('input[name=epochs]', '20');
     await page.fill('input[name=name]', 'to cancel');
     await page.click('#train-form button[type=submit]');
     await page.waitForURL(/#jobs\/[0-9a-f-]{36}$/);
+    const jobUrl = page.url();
+    const jobId = jobUrl.split('/').at(-1)!;
+    const where = /Epoch \d+\/20, batch \d+\/\d+/;
+    await page.locator('#job-progress-text', { hasText: where }).waitFor({ timeout: 90_000 });
+    // The list says where the job is in the page's words (it said "epoch 0/2" while the page said "Epoch 1/2").
+    await page.goto(`${api.url}/#jobs`);
+    await page.locator(`#jobs-list li[data-job-id="${jobId}"][data-state=active]`, { hasText: where }).waitFor();
+    await page.goto(jobUrl);
     const cancel = page.locator('#job-cancel');
     await cancel.waitFor({ state: 'visible' });
     await cancel.click();
@@ -233,5 +288,23 @@ describe.skipIf(!hasChromium)('web console', () => {
     expect(await cancel.isHidden()).toBe(true);
     expect(await page.locator('#job-error').isHidden()).toBe(true);
     expect(pageErrors).toEqual([]);
+    expect(notFound).toEqual([]);
+  });
+
+  it('has an icon: /favicon.ico and the one the page links', async () => {
+    const ico = await fetch(`${api.url}/favicon.ico`);
+    expect(ico.status).toBe(200);
+    expect(ico.headers.get('content-type')).toBe('image/x-icon');
+    // An ICO directory (reserved 0, type 1) with at least one image.
+    const bytes = Buffer.from(await ico.arrayBuffer());
+    expect([bytes.readUInt16LE(0), bytes.readUInt16LE(2)]).toEqual([0, 1]);
+    expect(bytes.readUInt16LE(4)).toBeGreaterThan(0);
+    const linked = await page.$$eval('link[rel=icon]', (links) => links.map((link) => (link as HTMLLinkElement).href));
+    expect(linked.length).toBeGreaterThan(0);
+    for (const href of linked) {
+      const answer = await fetch(href);
+      expect(answer.status, href).toBe(200);
+      expect(answer.headers.get('content-type'), href).toMatch(/^image\//);
+    }
   });
 });

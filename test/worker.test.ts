@@ -52,10 +52,13 @@ describe('a job run by a worker', () => {
     expect(names.at(-1)).toBe('completed');
     expect(names.filter((n) => n === 'epoch')).toHaveLength(2);
     expect(stream.events.filter((e) => e.event === 'epoch').map((e) => e.data.metrics.epoch)).toEqual([1, 2]);
-    const progress = stream.events.filter((e) => e.event === 'progress').map((e) => e.data.progress);
+    const progressEvents = stream.events.filter((e) => e.event === 'progress').map((e) => e.data);
+    // The engine is named from the first progress event on, before any batch has run.
+    expect(progressEvents[0].engine).toEqual(expect.any(String));
+    const progress = progressEvents.map((data) => data.progress).filter((p) => p !== null);
     expect(progress.length).toBeGreaterThan(0);
     for (const p of progress) {
-      expect(p).toMatchObject({ epochs: 2, batches: 8, etaSeconds: expect.any(Number), runningLoss: expect.any(Number) });
+      expect(p).toMatchObject({ epochs: 2, batches: 8, etaSeconds: expect.any(Number), runningLoss: expect.any(Number), loss: expect.any(Number) });
       expect(p.fraction).toBeGreaterThan(0);
       expect(p.fraction).toBeLessThanOrEqual(1);
     }
@@ -64,6 +67,10 @@ describe('a job run by a worker', () => {
     expect(done).toMatchObject({ id, state: 'completed', attempts: 1, error: null, resumedFromEpoch: null });
     expect(done.metrics.map((m: { epoch: number }) => m.epoch)).toEqual([1, 2]);
     expect(done.engine).toEqual(expect.any(String));
+    // Every batch's loss is on the curve (16 batches are far below its bound): x runs 1/8, 2/8, … 2 epochs.
+    expect(done.lossCurve.batchesPerPoint).toBe(1);
+    expect(done.lossCurve.points.map(([x]: [number, number]) => x)).toEqual(Array.from({ length: 16 }, (_, i) => (i + 1) / 8));
+    for (const [, loss] of done.lossCurve.points) expect(loss).toBeGreaterThan(0);
     expect(done.startedAt).not.toBeNull();
     expect(done.finishedAt).not.toBeNull();
     expect(await job(id)).toEqual(done);

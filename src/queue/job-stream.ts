@@ -5,11 +5,12 @@ import type { JobEventHub, QueueChange } from './job-events.ts';
 import { isFinished } from './job-view.ts';
 import type { JobView } from './schema.ts';
 import type { BatchProgress, EpochMetrics } from '../training/types.ts';
+import type { LossCurve } from './loss-curve.ts';
 
 /** What GET /v1/jobs/:id/events sends, in order: the current job, then its changes until it ends. */
 export type JobEvent =
   | { event: 'state'; data: JobView }
-  | { event: 'progress'; data: { id: string; state: 'active'; progress: BatchProgress } }
+  | { event: 'progress'; data: { id: string; state: 'active'; progress: BatchProgress | null; engine: string | null; lossCurve: LossCurve } }
   | { event: 'epoch'; data: { id: string; metrics: EpochMetrics } }
   | { event: 'completed' | 'failed' | 'cancelled'; data: JobView };
 
@@ -45,7 +46,9 @@ export async function* jobEvents(hub: JobEventHub, get: (id: string) => Promise<
           yield { event: 'epoch', data: { id, metrics } };
           lastEpoch = metrics.epoch;
         }
-        if (change.progress.batch) yield { event: 'progress', data: { id, state: 'active', progress: change.progress.batch } };
+        // Also before the first batch: the engine is known from the start.
+        const { batch, engine, lossCurve } = change.progress;
+        yield { event: 'progress', data: { id, state: 'active', progress: batch, engine, lossCurve } };
         continue;
       }
       const previous = job.state;

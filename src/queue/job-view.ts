@@ -40,6 +40,7 @@ export function toJobView(job: Job<JobData, JobResult>, bullState: BullState | '
     request,
     progress: progress.batch,
     metrics: result?.metrics ?? progress.metrics,
+    lossCurve: progress.lossCurve,
     engine: result?.engine ?? progress.engine,
     attempts: job.attemptsStarted,
     resumedFromEpoch: progress.resumedFromEpoch,

@@ -13,6 +13,7 @@ import type { ModelVersion, PublishMetadata, PublishOptions, PublishResult } fro
 import type { PublishClaim, PublishRecord } from './publish-guard.ts';
 import type { BatchProgress, EpochMetrics, TrainResult } from '../training/types.ts';
 import { CANCELLED_REASON } from './job-view.ts';
+import { LossCurveBuilder } from './loss-curve.ts';
 import { modelNameOf, readProgress, recipeOf, type JobData, type JobProgressRecord, type JobResult } from './schema.ts';
 import { trainInThread, type ThreadCallbacks, type ThreadTrainOptions } from './thread-runner.ts';
 
@@ -69,6 +70,8 @@ export function runDirectory(dataDir: string, jobId: string): string {
 /** Keeps the job's progress record and writes it to Redis at most every intervalMs. */
 class ProgressReporter {
   private readonly record: JobProgressRecord;
+  /** Sees every batch; the record gets its (bounded) snapshot when written. */
+  private readonly lossCurve: LossCurveBuilder;
   private lastWrite = 0;
   private started = false;
   private writing: Promise<void> = Promise.resolve();
@@ -80,13 +83,20 @@ class ProgressReporter {
   ) {
     // Metrics of earlier attempts stay; the batch and resume marker are this attempt's.
     this.record = { ...readProgress(job.progress), batch: null, resumedFromEpoch: null };
+    this.lossCurve = new LossCurveBuilder(this.record.lossCurve);
   }
+
+  start = ({ engine }: { engine: string }): void => {
+    this.record.engine = engine;
+    this.write();
+  };
 
   batch = (progress: BatchProgress): void => {
     if (!this.started) {
       this.started = true;
       // Epochs from this one on are trained again; what an earlier attempt reported for them is stale.
       this.record.metrics = this.record.metrics.filter((m) => m.epoch < progress.epoch);
+      this.lossCurve.dropAfter(progress.epoch - 1);
       if (progress.epoch > 1) {
         this.record.resumedFromEpoch = progress.epoch;
         this.logger.info({ jobId: this.job.id, epoch: progress.epoch }, 'resuming from checkpoint');
@@ -95,6 +105,7 @@ class ProgressReporter {
       }
     }
     this.record.batch = progress;
+    this.lossCurve.add(progress.epoch - 1 + progress.batch / progress.batches, progress.loss);
     if (Date.now() - this.lastWrite >= this.intervalMs) this.write();
   };
 
@@ -106,7 +117,7 @@ class ProgressReporter {
 
   private write(): void {
     this.lastWrite = Date.now();
-    const snapshot = structuredClone(this.record);
+    const snapshot = structuredClone({ ...this.record, lossCurve: this.lossCurve.snapshot() });
     // Chained so writes land in order; a failed write (Redis blip) must not fail the training.
     this.writing = this.writing.then(() =>
       this.job.updateProgress(snapshot).catch((error: Error) => this.logger.warn({ err: error, jobId: this.job.id }, 'progress not saved')),
@@ -153,7 +164,7 @@ export function createTrainingProcessor(deps: ProcessorDeps): Processor<JobData,
           engine: deps.engine,
           metadata: { jobId },
         },
-        { signal: stop, onBatch: reporter.batch, onEpoch: reporter.epoch },
+        { signal: stop, onStart: reporter.start, onBatch: reporter.batch, onEpoch: reporter.epoch },
       );
     } catch (error) {
       // Stopped before any batch (e.g. while loading data): still a cancellation or a shutdown.

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { MODEL_NAME_RULE, PROMOTION_POLICIES, isModelName } from '../registry/model-name.ts';
 import { DEFAULT_PRESET, PRESETS, RECIPE_FIELDS, resolveRecipe } from '../training/recipe.ts';
 import type { BatchProgress, EpochMetrics, Recipe } from '../training/types.ts';
+import { emptyLossCurve, type LossCurve } from './loss-curve.ts';
 
 /**
  * POST /v1/jobs body. `recipe` names a preset (default DEFAULT_PRESET); every other field is
@@ -64,10 +65,13 @@ export interface JobData {
   request: JobRequest;
 }
 
-/** BullMQ job progress: the latest batch, all epochs so far, and where this attempt started. */
+/** BullMQ job progress: the latest batch, the loss curve and all epochs so far, and where this attempt started. */
 export interface JobProgressRecord {
   batch: BatchProgress | null;
   metrics: EpochMetrics[];
+  /** Per-batch training loss, bounded (loss-curve.ts). */
+  lossCurve: LossCurve;
+  /** The engine training runs on, from the moment it is ready. */
   engine: string | null;
   /** Epoch the latest attempt started at when it resumed from a checkpoint (> 1), else null. */
   resumedFromEpoch: number | null;
@@ -95,6 +99,8 @@ export interface JobView {
   /** The latest batch of the latest attempt (epoch, batch, fraction 0..1, etaSeconds, runningLoss). */
   progress: BatchProgress | null;
   metrics: EpochMetrics[];
+  /** Per-batch training loss of the run so far, for its chart. */
+  lossCurve: LossCurve;
   engine: string | null;
   /** How many times a worker has started it (a retry or a stall recovery adds one). */
   attempts: number;
@@ -113,7 +119,7 @@ export interface JobView {
 }
 
 export function emptyProgress(): JobProgressRecord {
-  return { batch: null, metrics: [], engine: null, resumedFromEpoch: null };
+  return { batch: null, metrics: [], lossCurve: emptyLossCurve(), engine: null, resumedFromEpoch: null };
 }
 
 /** Reads job.progress defensively: BullMQ initialises it to 0. */
@@ -123,6 +129,8 @@ export function readProgress(raw: unknown): JobProgressRecord {
   return {
     batch: record.batch ?? null,
     metrics: record.metrics ?? [],
+    // Records written before loss curves existed have none.
+    lossCurve: record.lossCurve ?? emptyLossCurve(),
     engine: record.engine ?? null,
     resumedFromEpoch: record.resumedFromEpoch ?? null,
   };

@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import type { BatchProgress, EpochMetrics, TrainOptions, TrainResult } from '../training/types.ts';
 
 /** The serialisable part of TrainOptions (no callbacks, no signal). */
-export type ThreadTrainOptions = Omit<TrainOptions, 'signal' | 'onBatch' | 'onEpoch' | 'resume'>;
+export type ThreadTrainOptions = Omit<TrainOptions, 'signal' | 'onStart' | 'onBatch' | 'onEpoch' | 'resume'>;
 
 export interface ThreadInput {
   entry: string;
@@ -27,6 +27,7 @@ export interface ThreadInput {
 }
 
 export type ThreadMessage =
+  | { type: 'start'; engine: string }
   | { type: 'batch'; progress: BatchProgress }
   | { type: 'epoch'; metrics: EpochMetrics }
   | { type: 'done'; result: TrainResult }
@@ -42,6 +43,7 @@ export class TrainingThreadError extends Error {
 
 export interface ThreadCallbacks {
   signal?: AbortSignal;
+  onStart?: (info: { engine: string }) => void;
   onBatch?: (progress: BatchProgress) => void;
   onEpoch?: (metrics: EpochMetrics) => void;
 }
@@ -73,7 +75,8 @@ export function trainInThread(options: ThreadTrainOptions, callbacks: ThreadCall
     };
     thread.on('message', (message: ThreadMessage) => {
       if (settled) return;
-      if (message.type === 'batch') callbacks.onBatch?.(message.progress);
+      if (message.type === 'start') callbacks.onStart?.({ engine: message.engine });
+      else if (message.type === 'batch') callbacks.onBatch?.(message.progress);
       else if (message.type === 'epoch') callbacks.onEpoch?.(message.metrics);
       else if (message.type === 'done') settle(() => resolve(message.result));
       else {

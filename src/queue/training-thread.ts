@@ -23,6 +23,7 @@ try {
     ...options,
     resume: true,
     signal: controller.signal,
+    onStart: ({ engine }) => post({ type: 'start', engine }),
     onBatch: (progress) => {
       if (Atomics.load(flag, 0) !== 0) controller.abort();
       post({ type: 'batch', progress });

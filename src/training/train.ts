@@ -73,6 +73,7 @@ export function evaluateSplit(weights: SeedNetWeights, split: Split): { loss: nu
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const engine = await initEngine(options.engine);
+  options.onStart?.({ engine: engine.label });
   registerFileRouter(); // so the saved model also loads with tf.loadLayersModel('file://…')
   const checkpointDir = join(options.outDir, 'checkpoint');
   const checkpoint = options.resume ? await loadCheckpoint(checkpointDir) : undefined;
@@ -158,6 +159,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           fraction: ((epoch - 1) * batches + batch + 1) / (recipe.epochs * batches),
           etaSeconds: (elapsed / done) * remaining,
           runningLoss: lossSum / seen,
+          loss,
         });
       }
       // Yield to the event loop so timers, messages and abort signals get through.

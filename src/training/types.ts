@@ -65,7 +65,10 @@ export interface BatchProgress {
   /** Fraction of the whole run done, 0..1. */
   fraction: number;
   etaSeconds: number;
+  /** Mean loss of this epoch's batches so far. */
   runningLoss: number;
+  /** Mean loss of this batch alone (what the loss curve of a job plots). */
+  loss: number;
 }
 
 export interface TrainOptions {
@@ -82,6 +85,8 @@ export interface TrainOptions {
   resume?: boolean;
   engine?: EngineName | 'auto';
   signal?: AbortSignal;
+  /** Called once the engine is ready, before the data set loads (progress can name the engine from the start). */
+  onStart?: (info: { engine: string }) => void;
   onBatch?: (progress: BatchProgress) => void;
   onEpoch?: (metrics: EpochMetrics) => void;
   /** Extra fields to store in metadata.json (e.g. jobId). */

@@ -1,5 +1,5 @@
 // The web console: plain ES modules and CSS from public/ (no build step), served
-// at / with its assets under /console/, and the chart library's browser build
+// at / with its assets under /console/ (and its icon at /favicon.ico too), and the chart library's browser build
 // straight from node_modules (no CDN: the service may run without internet).
 // The console only calls the public /v1 API, like any other client.
 import fastifyStatic from '@fastify/static';
@@ -28,5 +28,9 @@ export async function consoleRoutes(app: FastifyInstance): Promise<void> {
   });
   app.get('/', { schema: { hide: true }, config: { access: 'public' } }, async (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(createReadStream(join(PUBLIC_DIR, 'index.html'))),
+  );
+  // Browsers ask for /favicon.ico on their own (the page itself links /console/favicon.svg).
+  app.get('/favicon.ico', { schema: { hide: true }, config: { access: 'public' } }, async (_request, reply) =>
+    reply.type('image/x-icon').header('cache-control', 'public, max-age=86400').send(createReadStream(join(PUBLIC_DIR, 'favicon.ico'))),
   );
 }
