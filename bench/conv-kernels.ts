@@ -1,6 +1,8 @@
-// Speed of the SIMD conv kernels alone, per seed-net layer shape (batch 128), in GFLOP/s of
-// CPU time (process.cpuUsage, so other processes on a shared machine distort it less than
-// wall time would). One thread.
+// Speed of the conv kernels alone, per seed-net layer shape (batch 128), in GFLOP/s of CPU
+// time (process.cpuUsage, so other processes on a shared machine distort it less than wall
+// time would), counting the MACs of the forward conv for all three (the input gradient's full
+// conv also multiplies the zero padding). One thread. block0 (one input channel) runs on
+// XNNPACK forward; its input gradient is never needed in training.
 //
 //   WASM_THREADS=1 npx tsx bench/conv-kernels.ts [--reps 20]
 import * as tf from '@tensorflow/tfjs';
@@ -12,6 +14,7 @@ const { values } = parseArgs({ options: { reps: { type: 'string', default: '20' 
 const reps = Number(values.reps);
 await initEngine('wasm');
 const LAYERS = [
+  { name: 'block0', h: 28, c: 1, o: 16 },
   { name: 'block1', h: 26, c: 16, o: 16 },
   { name: 'block1d', h: 24, c: 16, o: 16 },
   { name: 'block2', h: 11, c: 16, o: 32 },
@@ -34,7 +37,9 @@ for (const l of LAYERS) {
   for (let i = 0; i < 3; i++) tf.conv2d(x, w, 1, 'valid').dispose();
   const fwd = run(() => tf.conv2d(x, w, 1, 'valid'));
   const bwdInput = run(() => tf.conv2dTranspose(dy, w, [128, l.h, l.h, l.c], 1, 'valid'));
-  const bwdFilter = run(() => tf.conv2dBackpropFilter ? tf.conv2dBackpropFilter(x, dy, [3, 3, l.c, l.o], 1, 'valid') : tf.zeros([1]));
+  const bwdFilter = run(
+    () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'valid', dataFormat: 'NHWC', filterShape: [3, 3, l.c, l.o] }) as tf.Tensor,
+  );
   const g = (ms: number) => Math.round(((2 * macs) / ms / 1e6) * 10) / 10;
   rows.push({ layer: l.name, forwardMs: +fwd.toFixed(2), forwardGflops: g(fwd), backpropInputMs: +bwdInput.toFixed(2), backpropInputGflops: g(bwdInput), filterGradMs: +bwdFilter.toFixed(2), filterGradGflops: g(bwdFilter) });
   tf.dispose([x, w, dy]);

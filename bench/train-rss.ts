@@ -45,7 +45,6 @@ const child = spawn(
   { env: { ...process.env, WASM_THREADS: values.threads }, stdio: ['ignore', 'pipe', 'inherit'] },
 );
 const epochs: unknown[] = [];
-let phase: 'starting' | 'training' | 'after' = 'starting';
 let stdout = '';
 child.stdout.on('data', (chunk: Buffer) => {
   stdout += chunk.toString();
@@ -69,7 +68,6 @@ const code = await new Promise<number | null>((done) => child.on('exit', done));
 clearInterval(timer);
 await rm(out, { recursive: true, force: true });
 if (code !== 0) throw new Error(`digits train exited with ${code}`);
-void phase;
 
 const max = (xs: number[]) => xs.reduce((a, b) => Math.max(a, b), 0);
 // "While training": from the first sample at which RSS stopped growing by the data load, i.e.

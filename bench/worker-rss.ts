@@ -63,7 +63,7 @@ const timer = setInterval(() => {
   const rss = vmRssMiB(worker.pid!);
   if (rss !== undefined) samples.push({ t: Math.round(performance.now() - start), rssMiB: Math.round(rss), epoch });
 }, 100);
-let finalState = '';
+let finalState: string | undefined;
 try {
   // The connection comes up asynchronously; commands before that are refused, not queued.
   for (let tries = 0; ; tries++) {
