@@ -2,6 +2,7 @@
 // that is saved, served and loadable in a browser) plus a functional forward pass
 // over the same variables, used by the training loop for speed and control.
 import * as tf from '@tensorflow/tfjs';
+import { ARCHITECTURE_NAMES, type ArchitectureName } from './architectures.ts';
 
 export const INPUT_SHAPE = [28, 28, 1] as const;
 export const NUM_CLASSES = 10;
@@ -41,8 +42,7 @@ export const COMPACT_BLOCKS: readonly ConvBlock[] = [
 ];
 export const COMPACT_TRAINABLE_PARAMS = 7_568;
 
-export const ARCHITECTURE_NAMES = ['seed', 'compact'] as const;
-export type ArchitectureName = (typeof ARCHITECTURE_NAMES)[number];
+export { ARCHITECTURE_NAMES, type ArchitectureName } from './architectures.ts';
 
 /** Per architecture: its blocks and the tfjs model name that identifies it in a saved model.json. */
 export const ARCHITECTURES: Readonly<Record<ArchitectureName, { blocks: readonly ConvBlock[]; modelName: string }>> = {

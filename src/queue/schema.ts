@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
 import { MODEL_NAME_RULE, PROMOTION_POLICIES, isModelName } from '../registry/model-name.ts';
-import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
+import { ARCHITECTURE_NAMES } from '../model/architectures.ts';
 import { DEFAULT_PRESET, PRESETS, resolveRecipe } from '../training/recipe.ts';
 import { PRESET_NAMES, type BatchProgress, type EpochMetrics, type Recipe } from '../training/types.ts';
 

@@ -3,7 +3,7 @@
 // caller changing, which is why artifacts are read as bytes, not as paths.
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
-import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
+import { ARCHITECTURE_NAMES } from '../model/architectures.ts';
 import { PRESET_NAMES, SCHEDULE_NAMES, type EpochMetrics, type Recipe } from '../training/types.ts';
 import type { PromotionPolicy } from './model-name.ts';
 

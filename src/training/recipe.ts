@@ -1,4 +1,4 @@
-import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
+import { ARCHITECTURE_NAMES } from '../model/architectures.ts';
 import { PRESET_NAMES, SCHEDULE_NAMES, type PresetName, type Recipe } from './types.ts';
 
 /**
