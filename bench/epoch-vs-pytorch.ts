@@ -3,10 +3,13 @@
 // measured side by side: the runs alternate, round after round, so drift on a shared
 // machine hits both. Both report the same `seconds` (the training loop only, no evaluation).
 //
-//   npx tsx bench/epoch-vs-pytorch.ts --data-dir ../shared/data/mnist [--rounds 2] [--threads 1,2]
+//   npx tsx bench/epoch-vs-pytorch.ts --data-dir ../shared/data/mnist [--rounds 3] [--threads 1,2] [--architectures seed,compact]
 //
-// Writes bench/results/epoch-vs-pytorch.json: every run, and per thread count the median
-// epoch time and its ratio to PyTorch's median on 2 threads (the reference's own setting).
+// Writes bench/results/epoch-vs-pytorch.json: every run (with the load average when it
+// started), and per architecture and thread count the min / median / max epoch time, the
+// median's ratio to PyTorch's median on 2 threads (the reference's own setting) and to the
+// physical limit (the epoch's FLOPs at two cores' AVX2 peak, for the seed net). The reference
+// has only the seed net; the compact net's ratio is to that same time.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -21,17 +24,26 @@ const REFERENCE = resolve(ROOT, '../shared/reference/pytorch_seed_recipe.py');
 const { values } = parseArgs({
   options: {
     'data-dir': { type: 'string', default: '../shared/data/mnist' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
     threads: { type: 'string', default: '1,2' },
+    architectures: { type: 'string', default: 'seed' },
+    // A checkout of an earlier commit (its own bin/digits.mjs), run as a third runner in the
+    // same rounds (seed net, 2 threads): before/after on the same machine at the same time.
+    baseline: { type: 'string' },
   },
 });
+const architectures = values.architectures.split(',');
+/** Issue 14's anchor: ≈ 1.14 TFLOP per seed-net epoch at two cores' AVX2 peak. */
+const PHYSICAL_LIMIT_SECONDS = 11;
 const dataDir = resolve(values['data-dir']);
 const threadCounts = values.threads.split(',').map(Number);
 
 interface Run {
   round: number;
-  runner: 'pytorch' | 'digits';
+  runner: 'pytorch' | 'digits' | 'baseline';
+  architecture: string;
   threads: number;
+  loadAverage: number;
   seconds: number;
   testAccuracy: number;
   engine: string;
@@ -49,12 +61,12 @@ async function pytorchEpoch(threads: number) {
   return epochLine(stdout);
 }
 
-async function digitsEpoch(threads: number) {
+async function digitsEpoch(threads: number, architecture: string, root = ROOT) {
   const out = await mkdtemp(join(tmpdir(), 'epoch-bench-'));
   try {
     const { stdout } = await execFileAsync(
       process.execPath,
-      [join(ROOT, 'bin/digits.mjs'), 'train', '--data-dir', dataDir, '--epochs', '1', '--engine', 'wasm', '--json', '--out', out],
+      [join(root, 'bin/digits.mjs'), 'train', '--data-dir', dataDir, '--architecture', architecture, '--epochs', '1', '--engine', 'wasm', '--json', '--out', out],
       { env: { ...process.env, WASM_THREADS: String(threads) }, maxBuffer: 16 * 1024 * 1024 },
     );
     return epochLine(stdout);
@@ -74,16 +86,39 @@ const record = (run: Run) => {
   runs.push(run);
   console.log(JSON.stringify(run));
 };
+const load = () => Math.round(loadavg()[0]! * 100) / 100;
 for (let round = 1; round <= Number(values.rounds); round++) {
-  record({ round, runner: 'pytorch', threads: 2, ...(await pytorchEpoch(2)) });
-  for (const threads of threadCounts) record({ round, runner: 'digits', threads, ...(await digitsEpoch(threads)) });
+  record({ round, runner: 'pytorch', architecture: 'seed', threads: 2, loadAverage: load(), ...(await pytorchEpoch(2)) });
+  for (const architecture of architectures) {
+    for (const threads of threadCounts) {
+      record({ round, runner: 'digits', architecture, threads, loadAverage: load(), ...(await digitsEpoch(threads, architecture)) });
+    }
+  }
+  if (values.baseline) {
+    record({ round, runner: 'baseline', architecture: 'seed', threads: 2, loadAverage: load(), ...(await digitsEpoch(2, 'seed', resolve(values.baseline))) });
+  }
 }
 
-const pytorchMedian = median(runs.filter((r) => r.runner === 'pytorch').map((r) => r.seconds));
-const digits = threadCounts.map((threads) => {
-  const seconds = median(runs.filter((r) => r.runner === 'digits' && r.threads === threads).map((r) => r.seconds));
-  return { threads, medianEpochSeconds: seconds, ratioToPytorch2Threads: Math.round((seconds / pytorchMedian) * 100) / 100 };
-});
+const spread = (xs: number[]) => ({ min: Math.min(...xs), median: median(xs), max: Math.max(...xs) });
+const pytorchSeconds = spread(runs.filter((r) => r.runner === 'pytorch').map((r) => r.seconds));
+const pytorchMedian = pytorchSeconds.median;
+const digits = architectures.flatMap((architecture) =>
+  threadCounts.map((threads) => {
+    const seconds = spread(runs.filter((r) => r.runner === 'digits' && r.architecture === architecture && r.threads === threads).map((r) => r.seconds));
+    return {
+      architecture,
+      threads,
+      epochSeconds: seconds,
+      medianEpochSeconds: seconds.median,
+      ratioToPytorch2Threads: Math.round((seconds.median / pytorchMedian) * 100) / 100,
+      ...(architecture === 'seed' ? { ratioToPhysicalLimit: Math.round((seconds.median / PHYSICAL_LIMIT_SECONDS) * 100) / 100 } : {}),
+    };
+  }),
+);
+function baselineSummary() {
+  const seconds = spread(runs.filter((r) => r.runner === 'baseline').map((r) => r.seconds));
+  return { threads: 2, epochSeconds: seconds, ratioToPytorch2Threads: Math.round((seconds.median / pytorchMedian) * 100) / 100 };
+}
 const result = {
   benchmark: 'one training epoch of the seed recipe, digits (wasm) vs the PyTorch reference, alternating',
   command: `npx tsx bench/epoch-vs-pytorch.ts ${process.argv.slice(2).join(' ')}`,
@@ -91,7 +126,9 @@ const result = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
   loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
   loadAverageAfter: loadavg().map((l) => Math.round(l * 100) / 100),
-  pytorch: { threads: 2, medianEpochSeconds: pytorchMedian },
+  pytorch: { threads: 2, epochSeconds: pytorchSeconds, medianEpochSeconds: pytorchMedian },
+  physicalLimitSeconds: PHYSICAL_LIMIT_SECONDS,
+  ...(values.baseline ? { baseline: baselineSummary() } : {}),
   digits,
   runs,
 };

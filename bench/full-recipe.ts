@@ -12,7 +12,7 @@ import { writeFileAtomic } from '../src/lib/atomic-write.ts';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/index.ts';
 import { loadCheckpoint } from '../src/training/checkpoint.ts';
-import type { ArchitectureName } from '../src/model/seed-net.ts';
+import type { ArchitectureName } from '../src/model/spec.ts';
 import { PRESETS, resolveRecipe } from '../src/training/recipe.ts';
 import { train } from '../src/training/train.ts';
 import type { EngineName } from '../src/engine/types.ts';

@@ -67,7 +67,7 @@ const convCases: ConvCase[] = [];
 for (const kernel of [1, 3]) {
   for (const stride of [1, 2]) {
     for (const pad of ['valid', 'same', 1] as const) {
-      for (const [batch, inChannels, outChannels] of [[1, 1, 4], [3, 3, 8], [2, 4, 10], [2, 16, 16], [1, 8, 1]] as const) {
+      for (const [batch, inChannels, outChannels] of [[1, 1, 4], [3, 3, 8], [2, 4, 10], [2, 16, 16], [1, 8, 1], [2, 1, 20], [1, 3, 16]] as const) {
         convCases.push({ batch, inChannels, outChannels, kernel, stride, pad, dataFormat: 'NHWC' });
       }
     }

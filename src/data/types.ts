@@ -1,9 +1,15 @@
 export const DATASET_NAMES = ['mnist', 'fashion-mnist'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
 
-/** One split of a data set, already normalised: images is count × 784 floats, row-major 28×28. */
+/** One split of a data set: count images of 784 pixels, row-major 28×28. */
 export interface Split {
-  images: Float32Array;
+  /**
+   * The images normalised, count × 784 floats. A loaded split computes them only when first
+   * read (4× the size of `raw`): training and evaluation gather their batches from `raw`.
+   */
+  readonly images: Float32Array;
+  /** The images as stored (0–255 per pixel) and the float each value normalises to. */
+  readonly raw?: { pixels: Uint8Array; normalised: Float32Array };
   labels: Uint8Array;
   count: number;
 }

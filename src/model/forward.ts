@@ -91,11 +91,19 @@ export function forwardInfer(weights: SeedNetWeights, x: tf.Tensor4D): tf.Tensor
   let h: tf.Tensor4D = x;
   weights.layout.forEach((block, i) => {
     const w = weights.blocks[i]!;
-    const a = tf.relu(tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid'));
-    h = tf.batchNorm(a, w.movingMean.read(), w.movingVariance.read(), w.beta, w.gamma, BN_EPSILON) as tf.Tensor4D;
-    if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid') as tf.Tensor4D;
+    // A block's intermediates are freed as soon as it is done, not at the caller's tidy:
+    // on an evaluation chunk they are tens of MB each, and the wasm heap never shrinks.
+    const next = tf.tidy(() => {
+      const a = tf.relu(tf.conv2d(h, w.kernel as tf.Tensor4D, 1, 'valid'));
+      const y = tf.batchNorm(a, w.movingMean.read(), w.movingVariance.read(), w.beta, w.gamma, BN_EPSILON) as tf.Tensor4D;
+      return block.poolAfter ? (tf.avgPool(y, 2, 2, 'valid') as tf.Tensor4D) : y;
+    });
+    if (h !== x) h.dispose();
+    h = next;
   });
-  return head(weights, h);
+  const logits = head(weights, h);
+  if (h !== x) h.dispose();
+  return logits;
 }
 
 function head(weights: SeedNetWeights, h: tf.Tensor4D): tf.Tensor2D {

@@ -2,7 +2,7 @@
 // that is saved, served and loadable in a browser) plus a functional forward pass
 // over the same variables, used by the training loop for speed and control.
 import * as tf from '@tensorflow/tfjs';
-import { INPUT_SHAPE, NUM_CLASSES } from './spec.ts';
+import { ARCHITECTURE_NAMES, INPUT_SHAPE, NUM_CLASSES, type ArchitectureName } from './spec.ts';
 
 export const DROPOUT_RATE = 0.1;
 /** PyTorch's BatchNorm momentum 0.1 is tfjs's 0.9 (weight of the running value). */
@@ -40,8 +40,6 @@ export const COMPACT_BLOCKS: readonly ConvBlock[] = [
 ];
 export const COMPACT_TRAINABLE_PARAMS = 7_568;
 
-export const ARCHITECTURE_NAMES = ['seed', 'compact'] as const;
-export type ArchitectureName = (typeof ARCHITECTURE_NAMES)[number];
 
 /** Per architecture: its blocks and the tfjs model name that identifies it in a saved model.json. */
 export const ARCHITECTURES: Readonly<Record<ArchitectureName, { blocks: readonly ConvBlock[]; modelName: string }>> = {

@@ -64,6 +64,8 @@ export async function saveCheckpoint(
   const modelSpecs = await writeWeights(dir, 'model.bin', model.weights.map((w) => ({ name: w.originalName, tensor: w.read() })));
   const optimizerTensors = await optimizer.getWeights();
   const optimizerSpecs = await writeWeights(dir, 'optimizer.bin', optimizerTensors);
+  // getWeights makes a new scalar for the iteration count each call (the rest are the optimizer's own variables).
+  tf.dispose(optimizerTensors.filter((w) => w.name === 'iter').map((w) => w.tensor));
   const full: CheckpointState = { format: 'digits-checkpoint/1', createdAt: new Date().toISOString(), ...state };
   await writeFileAtomic(join(dir, 'state.json'), JSON.stringify({ ...full, modelSpecs, optimizerSpecs }, null, 2));
   await writeFileAtomic(join(root, POINTER), JSON.stringify({ checkpoint: name }));

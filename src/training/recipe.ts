@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DATASET_NAMES } from '../data/types.ts';
-import { ARCHITECTURE_NAMES } from '../model/seed-net.ts';
+import { ARCHITECTURE_NAMES } from '../model/spec.ts';
 import { PRESET_NAMES, SCHEDULE_NAMES, type PresetName, type Recipe } from './types.ts';
 
 const oneOf = <const T extends readonly [string, ...string[]]>(names: T) => z.enum(names, { error: `must be one of ${names.join(', ')}` });

@@ -1,6 +1,6 @@
 import type { DatasetName, DownloadOptions } from '../data/types.ts';
 import type { EngineName } from '../engine/types.ts';
-import type { ArchitectureName } from '../model/seed-net.ts';
+import type { ArchitectureName } from '../model/spec.ts';
 
 export const PRESET_NAMES = ['seed', 'fast'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];

@@ -14,7 +14,8 @@ import { createLogger } from '../../src/lib/logger.ts';
 import type { JobsService } from '../../src/queue/jobs-service.ts';
 import type { FileSystemRegistry } from '../../src/registry/filesystem.ts';
 import type { ModelVersion } from '../../src/registry/types.ts';
-import { buildSeedNet, summarize, type ArchitectureName } from '../../src/model/seed-net.ts';
+import { buildSeedNet, summarize } from '../../src/model/seed-net.ts';
+import type { ArchitectureName } from '../../src/model/spec.ts';
 import { initEngine } from '../../src/engine/index.ts';
 import { trainingMetadata, writeTrainingOutput } from './model-fixture.ts';
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { ARCHITECTURE_NAMES, buildSeedNet, formatSummary, summarize, type ArchitectureName } from '../../model/seed-net.ts';
+import { buildSeedNet, formatSummary, summarize } from '../../model/seed-net.ts';
+import { ARCHITECTURE_NAMES, type ArchitectureName } from '../../model/spec.ts';
 import { parse, UsageError } from '../args.ts';
 
 export const HELP = `Usage: digits summary [--architecture seed|compact] [--json]
