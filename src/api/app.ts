@@ -10,6 +10,8 @@ import type { JobsService } from '../queue/jobs-service.ts';
 import type { ModelAnnouncement } from '../registry/announcements.ts';
 import type { ModelRegistry } from '../registry/types.ts';
 import { DecodeSlots } from '../serving/decode-budget.ts';
+import { InferencePool } from '../serving/inference-pool.ts';
+import type { ForwardOptions } from '../serving/loaded-model.ts';
 import { ModelManager } from '../serving/model-manager.ts';
 import { useApiKeys } from './plugins/api-keys.ts';
 import { useJsonBodies } from './plugins/body-parsing.ts';
@@ -47,6 +49,9 @@ const EXPOSED_HEADERS = ['location', 'retry-after', 'idempotent-replayed', 'x-mo
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
+  // Started first, so that the threads' start-up (seconds) overlaps the app's; awaited in onReady.
+  const startingPool = config.inferenceThreads > 0 ? InferencePool.start(config.inferenceThreads, config.engine) : undefined;
+  startingPool?.catch(() => undefined); // reported in onReady
   const app = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast only drops pino-specific typing.
     loggerInstance: (deps.logger ?? createLogger(config)) as FastifyBaseLogger,
@@ -61,6 +66,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))) },
     clientErrorHandler: clientErrorProblem,
     frameworkErrors: frameworkProblem,
+    // onReady starts the engine, the inference threads (each loads tfjs) and the models: seconds, more on a busy machine.
+    pluginTimeout: 60_000,
   });
   app.server.headersTimeout = config.headersTimeoutMs;
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
@@ -79,9 +86,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes);
   await app.register(consoleRoutes);
   // Serving: every model name's default version, loaded when the app is ready and hot-swapped on announcements.
+  // The inference threads are started when the app is ready and set here before the first model loads.
+  const forward: ForwardOptions = { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs };
   const models = new ModelManager({
     registry: deps.registry,
-    batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs },
+    batching: forward,
     pinnedCacheSize: config.modelCacheSize,
     recheckIntervalMs: config.modelRecheckMs,
     defaultModel: config.defaultModel,
@@ -102,11 +111,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.jobs) await app.register(jobsRoutes, { prefix: '/v1', jobs: deps.jobs });
   app.addHook('onReady', async () => {
     await initEngine(config.engine);
+    if (startingPool) {
+      try {
+        forward.pool = await startingPool;
+      } catch (error) {
+        app.log.error({ err: error }, 'inference threads could not start; forward passes run on the event loop');
+      }
+    }
     await models.start();
   });
   app.addHook('onClose', async () => {
     metrics.close();
     await models.stop();
+    // Also when the app closes without ever being ready: the threads were started in buildApp.
+    await (await startingPool?.catch(() => undefined))?.close();
   });
   // Models by name for the protocols that name them (v2, TF Serving, metrics).
   const resolver = modelManagerResolver(models, deps.registry);

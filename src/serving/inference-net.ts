@@ -35,9 +35,21 @@ export interface FoldedWeights {
 
 export class InferenceNet {
   private constructor(
-    private readonly layout: readonly ConvBlock[],
+    /** The architecture's conv blocks (seed or compact). */
+    readonly layout: readonly ConvBlock[],
     private readonly folded: Folded,
   ) {}
+
+  /** Rebuilds a net from weights folded elsewhere (foldedWeights(), e.g. sent to an inference thread). */
+  static fromFolded(layout: readonly ConvBlock[], weights: FoldedWeights): InferenceNet {
+    const tensor = ({ shape, data }: PlainTensor) => tf.tensor(data, shape);
+    return new InferenceNet(layout, {
+      kernels: weights.kernels.map((k) => tensor(k) as tf.Tensor4D),
+      biases: weights.biases.map((b) => tensor(b) as tf.Tensor1D),
+      headKernel: tensor(weights.headKernel) as tf.Tensor2D,
+      headBias: tensor(weights.headBias) as tf.Tensor1D,
+    });
+  }
 
   /** Folds the BatchNorms of `weights` into new tensors; `weights` can be disposed afterwards. */
   static fold(weights: SeedNetWeights): InferenceNet {
