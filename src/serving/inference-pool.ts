@@ -1,5 +1,5 @@
 // Inference threads (INFERENCE_THREADS): forward passes run on worker threads
-// (inference-thread.ts), each with its own copy of every loaded model's folded
+// (inference-thread.mjs), each with its own copy of every loaded model's folded
 // weights, so that a batch computing on one core does not stop the event loop
 // from parsing and decoding the next requests on the other. Jobs go to the first
 // idle thread, else wait in one first-come-first-served queue (their number is
@@ -8,10 +8,9 @@ import { Worker } from 'node:worker_threads';
 import type { EngineName } from '../engine/types.ts';
 import type { ConvBlock } from '../model/seed-net.ts';
 import type { FoldedWeights } from './inference-net.ts';
-import type { FromThread, ToThread } from './inference-thread.ts';
+import type { FromThread, ToThread } from './inference-thread.mjs';
 
-const BOOTSTRAP = new URL('../lib/ts-worker.mjs', import.meta.url);
-const ENTRY = new URL('./inference-thread.ts', import.meta.url).href;
+const THREAD = new URL('./inference-thread.mjs', import.meta.url);
 
 export class InferenceThreadError extends Error {
   constructor(message: string) {
@@ -34,7 +33,8 @@ class InferenceThread {
   private readonly loads = new Map<number, () => void>();
 
   constructor(engine: EngineName | 'auto', onIdle: () => void, onDeath: (thread: InferenceThread, error: Error) => void) {
-    this.worker = new Worker(BOOTSTRAP, { workerData: { entry: ENTRY, engine } });
+    // execArgv without the parent's loader flags (tsx): the thread is plain JavaScript.
+    this.worker = new Worker(THREAD, { workerData: { engine }, execArgv: [] });
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (message: FromThread) => {
         if (message.type === 'ready') resolve();
