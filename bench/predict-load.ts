@@ -17,7 +17,7 @@
 //     BENCH_ANCHORS    fastapi,http (default both)            BENCH_LABEL   suffix of the result file
 //   The digits server inherits the environment (e.g. INFERENCE_THREADS, MAX_BATCH).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -102,6 +102,27 @@ function rssMb(pid: number): number {
   return Math.round(Number(match![1]) / 1024);
 }
 
+/**
+ * CPU seconds (user + system) used so far by every process in a process group (the
+ * server and, for uvicorn, its workers). Unlike images/s this barely depends on what
+ * else the shared machine runs: it is what one image costs the server.
+ */
+function groupCpuSeconds(pgid: number): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after the parenthesised command: state ppid pgrp … utime (14th field) stime (15th).
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
 interface Payload {
   name: string;
   contentType: string;
@@ -123,6 +144,8 @@ interface Run {
   errors: number;
   non2xx: number;
   load1: number;
+  /** Server CPU time per 1,000 images (all its processes and threads). */
+  cpuMsPer1000Images: number;
 }
 
 const loadNow = () => Math.round(os.loadavg()[0]! * 100) / 100;
@@ -131,7 +154,8 @@ const median = (values: number[]) => {
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 };
-const spread = (values: number[]) => ({ min: Math.min(...values), median: median(values), max: Math.max(...values) });
+const spread = (values: number[]) =>
+  values.length === 0 ? { min: null, median: null, max: null } : { min: Math.min(...values), median: median(values), max: Math.max(...values) };
 
 async function main(): Promise<void> {
   const loadAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
@@ -208,7 +232,10 @@ async function main(): Promise<void> {
           if (!(await predictOnce(url, payload))) throw new Error(`${name} does not answer the ${payload.name} payload`);
           const options = { url, connections, method: 'POST' as const, headers: { 'content-type': payload.contentType }, body: payload.body };
           await autocannon({ ...options, duration: 1 }); // re-warm at this concurrency
+          const cpuBefore = groupCpuSeconds(servers[name]!.process.pid!);
           const run = await autocannon({ ...options, duration: DURATION_S });
+          const cpuSeconds = groupCpuSeconds(servers[name]!.process.pid!) - cpuBefore;
+          const images = run.requests.average * DURATION_S * payload.images;
           const result: Run = {
             round,
             imagesPerSecond: Math.round(run.requests.average * payload.images),
@@ -217,6 +244,7 @@ async function main(): Promise<void> {
             errors: run.errors + run.timeouts,
             non2xx: run.non2xx,
             load1: loadNow(),
+            cpuMsPer1000Images: images > 0 ? Math.round((cpuSeconds * 1e6) / images) : -1,
           };
           runs[name]!.push(result);
           console.log(JSON.stringify({ row, server: name, ...result }));
@@ -225,17 +253,23 @@ async function main(): Promise<void> {
       const summary = Object.fromEntries(
         Object.entries(runs).map(([name, list]) => [
           name,
-          { imagesPerSecond: spread(list.map((r) => r.imagesPerSecond)), p99Ms: spread(list.map((r) => r.p99)), p50Ms: spread(list.map((r) => r.p50)) },
+          {
+            imagesPerSecond: spread(list.map((r) => r.imagesPerSecond)),
+            p99Ms: spread(list.map((r) => r.p99)),
+            p50Ms: spread(list.map((r) => r.p50)),
+            cpuMsPer1000Images: spread(list.map((r) => r.cpuMsPer1000Images).filter((v) => v >= 0)),
+          },
         ]),
       );
-      const ours = summary.digits!.imagesPerSecond.median;
-      const ratios = Object.fromEntries(
-        Object.keys(summary)
-          .filter((name) => name !== 'digits')
-          .map((name) => [name, Math.round((ours / summary[name]!.imagesPerSecond.median) * 100) / 100]),
+      const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 100) / 100);
+      const anchors = Object.keys(summary).filter((name) => name !== 'digits');
+      // Throughput ratio (ours ÷ anchor), and CPU cost ratio (anchor's CPU per image ÷ ours): > 1 is better for us in both.
+      const ratios = Object.fromEntries(anchors.map((name) => [name, ratio(summary.digits!.imagesPerSecond.median, summary[name]!.imagesPerSecond.median)]));
+      const cpuRatios = Object.fromEntries(anchors.map((name) => [name, ratio(summary[name]!.cpuMsPer1000Images.median, summary.digits!.cpuMsPer1000Images.median)]));
+      rows.push({ row, model: compact ? 'compact (7,568 params)' : 'seed (14,320 params)', payload: payload.name, connections, summary, digitsSpeedup: ratios, digitsCpuEfficiency: cpuRatios, runs });
+      console.log(
+        JSON.stringify({ row, medians: Object.fromEntries(Object.entries(summary).map(([n, s]) => [n, [s.imagesPerSecond.median, s.p99Ms.median, s.cpuMsPer1000Images.median]])), ratios, cpuRatios }),
       );
-      rows.push({ row, model: compact ? 'compact (7,568 params)' : 'seed (14,320 params)', payload: payload.name, connections, summary, digitsSpeedup: ratios, runs });
-      console.log(JSON.stringify({ row, medians: Object.fromEntries(Object.entries(summary).map(([n, s]) => [n, [s.imagesPerSecond.median, s.p99Ms.median]])), ratios }));
     }
     const rssAfterLoadMb = rssMb(digitsProcess.pid!);
     await sleep(15_000);
