@@ -161,6 +161,29 @@ describe('MicroBatcher', () => {
     await batcher.idle();
   });
 
+  it('refuses a request whose images would exceed maxQueued, whole, with a 503 to retry; the queued ones still run', async () => {
+    const finish: (() => void)[] = [];
+    const batcher = new MicroBatcher<number, number>((inputs) => new Promise((resolve) => finish.push(() => resolve(inputs))), {
+      maxBatch: 2,
+      maxWaitMs: 0,
+      maxInFlight: 1,
+      maxQueued: 3,
+    });
+    const running = batcher.submitMany([1, 2]);
+    await new Promise((resolve) => setImmediate(resolve)); // [1, 2] is in the forward pass; nothing waits
+    const waiting = batcher.submitMany([3, 4, 5]);
+    const refused = batcher.submitMany([6]);
+    await expect(refused).rejects.toMatchObject({ name: 'ServingOverloadedError', statusCode: 503 });
+    expect(batcher.inFlight).toBe(5); // nothing of the refused request was queued
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      finish.shift()?.();
+    }
+    await expect(running).resolves.toEqual([1, 2]);
+    await expect(waiting).resolves.toEqual([3, 4, 5]);
+    await batcher.idle();
+  });
+
   it('a failing forward pass rejects every image of its batch, and the batcher carries on', async () => {
     let fail = true;
     const batcher = new MicroBatcher<number, number>(

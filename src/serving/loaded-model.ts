@@ -100,7 +100,9 @@ export class LoadedModel {
     // One batch per inference thread in flight; the others queue, so each next batch takes the oldest images.
     const maxInFlight = 'pool' in runner ? runner.pool.size : undefined;
     const { maxBatch, maxWaitMs } = batching;
-    this.batcher = new MicroBatcher((inputs) => this.forward(inputs), { maxBatch, maxWaitMs, ...(maxInFlight ? { maxInFlight } : {}) }, (size) =>
+    // Waiting images are bounded (64 batches, under a second at full speed): overload is a 503 with Retry-After, not an unbounded wait.
+    const maxQueued = 64 * maxBatch;
+    this.batcher = new MicroBatcher((inputs) => this.forward(inputs), { maxBatch, maxWaitMs, maxQueued, ...(maxInFlight ? { maxInFlight } : {}) }, (size) =>
       onBatch?.(this.info.version, size),
     );
   }
@@ -183,7 +185,7 @@ export class LoadedModel {
 
   /** Classifies normalised 28×28 inputs; concurrent calls share forward passes. */
   async predict(inputs: Float32Array[]): Promise<Prediction[]> {
-    const probabilities = await Promise.all(inputs.map((input) => this.batcher.submit(input)));
+    const probabilities = await this.batcher.submitMany(inputs);
     return probabilities.map((p) => {
       const values = Array.from(p);
       const label = values.indexOf(Math.max(...values));

@@ -8,6 +8,8 @@
 // starts as one finishes, taking the oldest images, so under load batches fill up
 // by themselves and no request waits behind later ones.
 
+import { ServingOverloadedError } from './errors.ts';
+
 export interface MicroBatcherOptions {
   /** Most images per forward pass. */
   maxBatch: number;
@@ -15,6 +17,8 @@ export interface MicroBatcherOptions {
   maxWaitMs: number;
   /** Most batches running at once (default unbounded: forward passes on the event loop run one at a time anyway). */
   maxInFlight?: number;
+  /** Most images waiting (not yet in a forward pass); submitMany beyond it fails with ServingOverloadedError. Default unbounded. */
+  maxQueued?: number;
 }
 
 interface Pending<I, O> {
@@ -41,6 +45,13 @@ export class MicroBatcher<I, O> {
   /** Images queued or in a running forward pass. */
   get inFlight(): number {
     return this.queue.length + this.running;
+  }
+
+  /** Queues all of one request's images, or none of them when that would exceed maxQueued (503: retry later). */
+  submitMany(inputs: I[]): Promise<O[]> {
+    const max = this.options.maxQueued ?? Infinity;
+    if (this.queue.length + inputs.length > max) return Promise.reject(new ServingOverloadedError(this.queue.length, max));
+    return Promise.all(inputs.map((input) => this.submit(input)));
   }
 
   submit(input: I): Promise<O> {
