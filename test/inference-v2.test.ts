@@ -78,7 +78,7 @@ describe('before any model is published', () => {
   it('server metadata: name, version, extensions', async () => {
     const metadata = await get('/v2');
     expect(metadata.status).toBe(200);
-    expect(metadata.body).toEqual({ name: 'digits-service', version: expect.any(String), extensions: [] });
+    expect(metadata.body).toEqual({ name: 'digits-service', version: expect.any(String), extensions: ['binary_tensor_data'] });
   });
 
   it('loads the first published model', async () => {
@@ -168,6 +168,86 @@ describe('with a model', () => {
     expect(response.body).not.toHaveProperty('id');
   });
 
+  /** A binary-extension body: the JSON, then the raw bytes; the JSON's length in Inference-Header-Content-Length. */
+  const binaryPost = async (path: string, header: unknown, bytes: Uint8Array, headerLength?: string) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const response = await fetch(`${api.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': headerLength ?? String(json.length) },
+      body: new Uint8Array(Buffer.concat([json, bytes])),
+    });
+    const body = Buffer.from(await response.arrayBuffer());
+    return { status: response.status, headers: response.headers, body };
+  };
+
+  it('binary tensor data extension: UINT8 and FP32 input bytes after the JSON give the JSON answer; binary outputs come back as bytes', async () => {
+    const a = image(3);
+    const b = image(8);
+    const expected = await post('/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [2, 784], datatype: 'UINT8', data: [...a, ...b] }] });
+    const uint8 = Uint8Array.from([...a, ...b]);
+    const fp32 = new Uint8Array(Float32Array.from([...a, ...b]).buffer);
+    for (const [datatype, bytes] of [['UINT8', uint8], ['FP32', fp32]] as const) {
+      const response = await binaryPost('/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [2, 28, 28, 1], datatype, parameters: { binary_data_size: bytes.length } }] }, bytes);
+      expect(response.status, response.body.toString()).toBe(200);
+      expect(response.headers.get('inference-header-content-length')).toBeNull(); // JSON outputs: a plain JSON response
+      const body = JSON.parse(response.body.toString());
+      expect(body.outputs[0].data).toHaveLength(20);
+      body.outputs[0].data.forEach((p: number, k: number) => expect(p).toBeCloseTo(expected.body.outputs[0].data[k], 6));
+    }
+
+    // Outputs as binary: per output, and for all outputs with binary_data_output.
+    for (const request of [
+      { inputs: [{ name: 'image', shape: [2, 784], datatype: 'UINT8', parameters: { binary_data_size: 1568 } }], outputs: [{ name: 'probabilities', parameters: { binary_data: true } }, { name: 'label', parameters: { binary_data: true } }] },
+      { parameters: { binary_data_output: true }, inputs: [{ name: 'image', shape: [2, 784], datatype: 'UINT8', parameters: { binary_data_size: 1568 } }] },
+    ]) {
+      const response = await binaryPost('/v2/models/mnist/infer', request, uint8);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe('application/octet-stream');
+      const headerLength = Number(response.headers.get('inference-header-content-length'));
+      const header = JSON.parse(response.body.subarray(0, headerLength).toString());
+      expect(header.outputs).toEqual([
+        { name: 'probabilities', shape: [2, 10], datatype: 'FP32', parameters: { binary_data_size: 80 } },
+        { name: 'label', shape: [2], datatype: 'INT64', parameters: { binary_data_size: 16 } },
+      ]);
+      expect(response.body.length).toBe(headerLength + 80 + 16);
+      const rest = response.body.subarray(headerLength);
+      for (let k = 0; k < 20; k++) expect(rest.readFloatLE(k * 4)).toBeCloseTo(expected.body.outputs[0].data[k], 6);
+      expect([rest.readBigInt64LE(80), rest.readBigInt64LE(88)].map(Number)).toEqual(expected.body.outputs[1].data);
+    }
+
+    // One output binary, the other JSON.
+    const mixed = await binaryPost(
+      '/v2/models/mnist/infer',
+      { inputs: [{ name: 'image', shape: [2, 784], datatype: 'UINT8', parameters: { binary_data_size: 1568 } }], outputs: [{ name: 'label', parameters: { binary_data: true } }, { name: 'probabilities' }] },
+      uint8,
+    );
+    const mixedLength = Number(mixed.headers.get('inference-header-content-length'));
+    const mixedHeader = JSON.parse(mixed.body.subarray(0, mixedLength).toString());
+    expect(mixedHeader.outputs[1].data).toHaveLength(20);
+    expect(mixed.body.length).toBe(mixedLength + 16);
+  });
+
+  it.each([
+    ['binary_data_size that does not match shape × datatype', { shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 700 } }, 700, undefined, /binary_data_size is 700 bytes; .* make 784 bytes/],
+    ['fewer bytes after the JSON than declared', { shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 784 } }, 783, undefined, /783 bytes after the JSON; .* declares 784/],
+    ['more bytes after the JSON than declared', { shape: [1, 784], datatype: 'FP32', parameters: { binary_data_size: 3136 } }, 3140, undefined, /3140 bytes after the JSON/],
+    ['bytes after the JSON but no binary_data_size', { shape: [1, 784], datatype: 'UINT8', data: Array(784).fill(0) }, 784, undefined, /declares no "binary_data_size"/],
+    ['a negative binary_data_size', { shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: -1 } }, 784, undefined, /non-negative integer/],
+    ['an Inference-Header-Content-Length past the body', { shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 784 } }, 784, '99999', /Inference-Header-Content-Length is "99999"/],
+    ['an Inference-Header-Content-Length that is not a number', { shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 784 } }, 784, 'abc', /Inference-Header-Content-Length/],
+    ['an Inference-Header-Content-Length that cuts the JSON', { shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 784 } }, 784, '20', /not valid JSON/],
+    ['an FP32 binary value out of range', { shape: [1, 784], datatype: 'FP32', parameters: { binary_data_size: 3136 } }, -1, undefined, /binary value 0 is 1000/],
+  ])('binary extension, %s: the protocol error object', async (_what, input, byteCount, headerLength, message) => {
+    const bytes = byteCount === -1 ? new Uint8Array(Float32Array.from({ length: 784 }, (_, i) => (i === 0 ? 1000 : 0)).buffer) : new Uint8Array(byteCount);
+    const response = await binaryPost('/v2/models/mnist/infer', { inputs: [{ name: 'image', ...input }] }, bytes, headerLength);
+    const status = /out of range/.test(_what) ? 422 : 400;
+    expect(response.status, response.body.toString()).toBe(status);
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+    const body = JSON.parse(response.body.toString());
+    expect(Object.keys(body)).toEqual(['error']);
+    expect(body.error).toMatch(message);
+  });
+
   it('FP32 data in 0–1 is refused with a 422 naming the fix; with parameters.scale "unit" it equals the 0–255 answer', async () => {
     const pixels = image(4);
     const unit = pixels.map((v) => v / 255);
@@ -199,7 +279,7 @@ describe('with a model', () => {
     ['a UINT8 value of 300', '/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [1, 784], datatype: 'UINT8', data: [300, ...Array(783).fill(0)] }] }, 422, /data\[0\] is 300/],
     ['a batch over PREDICT_MAX_INSTANCES', '/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [65, 784], datatype: 'UINT8', data: [] }] }, 413, /65 received, at most 64/],
     ['an unknown requested output', '/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [1, 784], datatype: 'UINT8', data: Array(784).fill(0) }], outputs: [{ name: 'logits' }] }, 400, /"probabilities", "label"/],
-    ['the binary data extension', '/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 784 } }] }, 400, /binary/],
+    ['binary_data_size without the binary part (no Inference-Header-Content-Length)', '/v2/models/mnist/infer', { inputs: [{ name: 'image', shape: [1, 784], datatype: 'UINT8', parameters: { binary_data_size: 784 } }] }, 400, /Inference-Header-Content-Length/],
     ['malformed JSON', '/v2/models/mnist/infer', '{"inputs": [', 400, /not valid JSON/],
   ])('%s: the protocol error object', async (_what, path, body, status, message) => {
     expectError(await post(path, body), status, message);

@@ -17,6 +17,8 @@ import type { ModelVersion } from '../src/registry/types.ts';
 import { decodeImage } from '../src/serving/decode.ts';
 import { UnprocessableInputError } from '../src/serving/errors.ts';
 import { InferenceNet } from '../src/serving/inference-net.ts';
+import { InferencePool, InferenceThreadError } from '../src/serving/inference-pool.ts';
+import { LoadedModel } from '../src/serving/loaded-model.ts';
 import { MicroBatcher } from '../src/serving/micro-batcher.ts';
 import { decodeGrayPng } from '../src/serving/png-fast-path.ts';
 import { toMnistForm } from '../src/serving/mnist-form.ts';
@@ -127,6 +129,59 @@ describe('MicroBatcher', () => {
       await expect(batcher.submit(7)).resolves.toBe(7);
       expect(sizes).toEqual([1]);
     }
+  });
+
+  it('with maxInFlight, the next batch starts when one finishes and takes the oldest images first, bounded by images', async () => {
+    const batches: number[][] = [];
+    const finish: (() => void)[] = [];
+    const batcher = new MicroBatcher<number, number>(
+      (inputs) => {
+        batches.push(inputs);
+        return new Promise((resolve) => finish.push(() => resolve(inputs)));
+      },
+      { maxBatch: 4, maxWaitMs: 0, maxInFlight: 1 },
+    );
+    const request = (images: number[]) => Promise.all(images.map((x) => batcher.submit(x)));
+    const a = request([1, 2]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toEqual([[1, 2]]);
+    // While A's batch runs, B (3 images) then C (3 images) arrive: nothing starts until A's finishes.
+    const b = request([3, 4, 5]);
+    const c = request([6, 7, 8]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches).toHaveLength(1);
+    finish.shift()!();
+    await expect(a).resolves.toEqual([1, 2]);
+    expect(batches[1]).toEqual([3, 4, 5, 6]); // B whole, then C's first image: arrival order, at most maxBatch images
+    finish.shift()!();
+    await expect(b).resolves.toEqual([3, 4, 5]);
+    expect(batches[2]).toEqual([7, 8]);
+    finish.shift()!();
+    await expect(c).resolves.toEqual([6, 7, 8]);
+    await batcher.idle();
+  });
+
+  it('refuses a request whose images would exceed maxQueued, whole, with a 503 to retry; the queued ones still run', async () => {
+    const finish: (() => void)[] = [];
+    const batcher = new MicroBatcher<number, number>((inputs) => new Promise((resolve) => finish.push(() => resolve(inputs))), {
+      maxBatch: 2,
+      maxWaitMs: 0,
+      maxInFlight: 1,
+      maxQueued: 3,
+    });
+    const running = batcher.submitMany([1, 2]);
+    await new Promise((resolve) => setImmediate(resolve)); // [1, 2] is in the forward pass; nothing waits
+    const waiting = batcher.submitMany([3, 4, 5]);
+    const refused = batcher.submitMany([6]);
+    await expect(refused).rejects.toMatchObject({ name: 'ServingOverloadedError', statusCode: 503 });
+    expect(batcher.inFlight).toBe(5); // nothing of the refused request was queued
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      finish.shift()?.();
+    }
+    await expect(running).resolves.toEqual([1, 2]);
+    await expect(waiting).resolves.toEqual([3, 4, 5]);
+    await batcher.idle();
   });
 
   it('a failing forward pass rejects every image of its batch, and the batcher carries on', async () => {
@@ -267,5 +322,33 @@ describe('ModelManager hot-swap', () => {
     await models.stop();
     await new Promise((resolve) => setImmediate(resolve));
     expect(tf.memory().numTensors).toBeLessThan(baseline);
+  });
+});
+
+describe('inference threads (InferencePool)', () => {
+  it('give the numbers the event loop gives, keep swapped-out models apart, and fail cleanly once closed', async () => {
+    await initEngine();
+    const pool = await InferencePool.start(2);
+    const metadata = (version: string) => ({ version, dataset: 'mnist' as const, testAccuracy: 0.1, normalization: { mean: 0.1307, std: 0.3081 } });
+    const [local, threadedA, threadedB] = [
+      await LoadedModel.fromLayersModel(buildSeedNet(4), metadata('v0001-aaaaaa'), { maxBatch: 8, maxWaitMs: 0 }),
+      await LoadedModel.fromLayersModel(buildSeedNet(4), metadata('v0001-aaaaaa'), { maxBatch: 8, maxWaitMs: 0, pool }),
+      await LoadedModel.fromLayersModel(buildSeedNet(5), metadata('v0002-bbbbbb'), { maxBatch: 8, maxWaitMs: 0, pool }),
+    ];
+    const inputs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => local.normalize(strokePixels(n)));
+    const expected = await local.predict(inputs);
+    // 11 images, batches of at most 8, two threads: concurrent batches of both models.
+    const [a, b] = await Promise.all([threadedA.predict(inputs), threadedB.predict(inputs)]);
+    a.forEach((p, i) => p.probabilities.forEach((v, k) => expect(v).toBeCloseTo(expected[i]!.probabilities[k]!, 6)));
+    expect(b.map((p) => p.probabilities[0])).not.toEqual(a.map((p) => p.probabilities[0])); // the other model's weights
+    threadedB.retire(); // unloaded from the threads; A still serves
+    await expect(threadedA.predict(inputs.slice(0, 1))).resolves.toHaveLength(1);
+    await pool.close();
+    await expect(threadedA.predict(inputs.slice(0, 1))).rejects.toThrow(InferenceThreadError);
+    await expect(pool.load([], { kernels: [], biases: [], headKernel: { shape: [0], data: new Float32Array() }, headBias: { shape: [0], data: new Float32Array() } })).rejects.toThrow(
+      /stopped/,
+    );
+    local.retire();
+    threadedA.retire();
   });
 });

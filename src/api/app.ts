@@ -66,6 +66,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     http: { connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))) },
     clientErrorHandler: clientErrorProblem,
     frameworkErrors: frameworkProblem,
+    // onReady loads every default model: seconds on a busy machine.
+    pluginTimeout: 60_000,
   });
   app.server.headersTimeout = config.headersTimeoutMs;
   if (deps.onRoute) app.addHook('onRoute', deps.onRoute);

@@ -9,6 +9,7 @@ import { connectRedis, logConnectionLoss, redisSettings, type RedisSettings } fr
 import { JobsService } from '../queue/jobs-service.ts';
 import { announceModel, type ModelAnnouncement } from '../registry/announcements.ts';
 import { FileSystemRegistry } from '../registry/filesystem.ts';
+import { InferencePool } from '../serving/inference-pool.ts';
 import { ModelManager } from '../serving/model-manager.ts';
 import { ServiceMetrics } from './plugins/metrics.ts';
 
@@ -39,8 +40,10 @@ export interface ApiServicesOptions {
 
 export async function createApiServices(config: Config, options: ApiServicesOptions): Promise<ApiServices> {
   const { logger } = options;
-  // The engine is process-wide state: chosen here, before anything loads a model.
-  await initEngine(config);
+  // The engine is process-wide state: chosen here, before anything loads a model. With inference
+  // threads, this thread's tfjs only loads and folds models: one wasm thread is enough, and the
+  // threaded wasm build's extra threads cost about 75 MB of RSS.
+  await initEngine(config.inferenceThreads > 0 ? { ...config, wasmThreads: 1 } : config);
   const registry = options.registry ?? new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   const redis = options.redis === false ? undefined : redisSettings(config);
   // Connections are lazy and fail fast: while Redis is down, job routes answer 503
@@ -48,9 +51,11 @@ export async function createApiServices(config: Config, options: ApiServicesOpti
   const jobs = redis ? JobsService.connect({ ...redis, timeoutMs: options.jobsTimeoutMs, logger }) : undefined;
   const publisher = redis ? logConnectionLoss(connectRedis(redis.redisUrl, 'api'), logger, 'announcements') : undefined;
   const metrics = new ServiceMetrics(jobs);
+  // Forward passes on worker threads, so the event loop keeps parsing and decoding while a batch computes.
+  const pool = config.inferenceThreads > 0 ? await startInferencePool(config, logger) : undefined;
   const models = new ModelManager({
     registry,
-    batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs },
+    batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs, ...(pool ? { pool } : {}) },
     pinnedCacheSize: config.modelCacheSize,
     recheckIntervalMs: config.modelRecheckMs,
     defaultModel: config.defaultModel,
@@ -65,9 +70,18 @@ export async function createApiServices(config: Config, options: ApiServicesOpti
     ...(jobs ? { jobs } : {}),
     ...(redis && publisher ? { redis, announce: (announcement: ModelAnnouncement) => announceModel(publisher, redis.prefix, announcement) } : {}),
     async close() {
-      for (const step of [async () => jobs?.close(), async () => publisher?.disconnect()]) {
+      for (const step of [async () => jobs?.close(), async () => publisher?.disconnect(), async () => pool?.close()]) {
         await step().catch((error: unknown) => logger.warn({ err: error }, 'error while closing'));
       }
     },
   };
+}
+
+async function startInferencePool(config: Config, logger: Logger): Promise<InferencePool | undefined> {
+  try {
+    return await InferencePool.start(config.inferenceThreads, config.engine);
+  } catch (error) {
+    logger.error({ err: error }, 'inference threads could not start; forward passes run on the event loop');
+    return undefined;
+  }
 }

@@ -51,6 +51,8 @@ export interface Config {
   batchWaitMs: number;
   /** MAX_BATCH: most images per forward pass (default 64). */
   maxBatch: number;
+  /** INFERENCE_THREADS: worker threads that run forward passes, 0–8; 0 = on the event loop (default cores − 1, at least 1). */
+  inferenceThreads: number;
   /** MODEL_CACHE_SIZE: versions pinned with ?model= kept loaded besides latest, 1–64 (default 3). */
   modelCacheSize: number;
   /** MODEL_RECHECK_MS: how often the API re-reads `latest` in case an announcement was missed (default 30000). */
@@ -219,6 +221,7 @@ const ENV_SCHEMA = ENGINE_ENV_SCHEMA.extend({
   PREDICT_RATE_LIMIT: integer(0, 10_000_000, 0),
   BATCH_WAIT_MS: integer(0, 2, 0),
   MAX_BATCH: integer(1, 1024, 64),
+  INFERENCE_THREADS: integer(0, 8, Math.max(1, availableParallelism() - 1)),
   MODEL_CACHE_SIZE: integer(1, 64, 3),
   MODEL_RECHECK_MS: integer(1000, 3_600_000, 30_000),
   DEFAULT_MODEL: optionalText.transform((value, ctx) => {
@@ -274,6 +277,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     predictRateLimit: v.PREDICT_RATE_LIMIT,
     batchWaitMs: v.BATCH_WAIT_MS,
     maxBatch: v.MAX_BATCH,
+    inferenceThreads: v.INFERENCE_THREADS,
     modelCacheSize: v.MODEL_CACHE_SIZE,
     modelRecheckMs: v.MODEL_RECHECK_MS,
     defaultModel: v.DEFAULT_MODEL,

@@ -44,6 +44,15 @@ export class NoModelError extends ServiceError {
   }
 }
 
+/** More images waiting for a forward pass than the bound allows: the caller should retry shortly (503 with Retry-After). */
+export class ServingOverloadedError extends Error {
+  readonly statusCode = 503;
+  constructor(waiting: number, max: number) {
+    super(`the server is overloaded: ${waiting} images are already waiting for a forward pass (at most ${max}, 64 × MAX_BATCH); retry shortly`);
+    this.name = 'ServingOverloadedError';
+  }
+}
+
 /** A published version that cannot be loaded (corrupt artifacts, wrong architecture). */
 export class ModelLoadError extends ServiceError {
   readonly statusCode = 503;

@@ -5,39 +5,28 @@
 // by a over its input channels, plus a bias from b; exact because the convs are
 // 'valid', every window sees no padding) or, for the last block, the head (the
 // global mean is linear too). What is left is five fused conv+bias+ReLU kernels,
-// one pool, a mean and a matrix product.
+// one pool, a mean and a matrix product (folded-forward.mjs, shared with the inference threads).
 import * as tf from '@tensorflow/tfjs';
 import type { SeedNetWeights } from '../model/forward.ts';
 import { BN_EPSILON, type ConvBlock } from '../model/seed-net.ts';
+import { foldedLogits, foldedTensors, type FoldedTensors, type FoldedWeights, type PlainTensor } from './folded-forward.mjs';
+
+export type { FoldedWeights, PlainTensor };
 
 // A type, not an interface: tf.tidy returns only containers with an index signature.
-type Folded = {
-  /** Per block: the conv kernel with the previous block's BatchNorm scale folded in. */
-  kernels: tf.Tensor4D[];
-  /** Per block: the previous block's BatchNorm shift through this conv (zeros for the first block). */
-  biases: tf.Tensor1D[];
-  headKernel: tf.Tensor2D;
-  headBias: tf.Tensor1D;
-};
-
-export interface PlainTensor {
-  shape: number[];
-  data: Float32Array;
-}
-
-/** InferenceNet's weights: conv kernels [kh, kw, in, out] and biases per block, head [in, classes] and bias. */
-export interface FoldedWeights {
-  kernels: PlainTensor[];
-  biases: PlainTensor[];
-  headKernel: PlainTensor;
-  headBias: PlainTensor;
-}
+type Folded = { [K in keyof FoldedTensors]: FoldedTensors[K] };
 
 export class InferenceNet {
   private constructor(
-    private readonly layout: readonly ConvBlock[],
+    /** The architecture's conv blocks (seed or compact). */
+    readonly layout: readonly ConvBlock[],
     private readonly folded: Folded,
   ) {}
+
+  /** Rebuilds a net from weights folded elsewhere (foldedWeights(), e.g. sent to an inference thread). */
+  static fromFolded(layout: readonly ConvBlock[], weights: FoldedWeights): InferenceNet {
+    return new InferenceNet(layout, foldedTensors(weights));
+  }
 
   /** Folds the BatchNorms of `weights` into new tensors; `weights` can be disposed afterwards. */
   static fold(weights: SeedNetWeights): InferenceNet {
@@ -68,15 +57,7 @@ export class InferenceNet {
 
   /** Logits for a batch [N, 28, 28, 1] of normalised images. */
   logits(x: tf.Tensor4D): tf.Tensor2D {
-    const { kernels, biases, headKernel, headBias } = this.folded;
-    return tf.tidy(() => {
-      let h = x;
-      this.layout.forEach((block, i) => {
-        h = tf.fused.conv2d({ x: h, filter: kernels[i]!, strides: 1, pad: 'valid', bias: biases[i], activation: 'relu' });
-        if (block.poolAfter) h = tf.avgPool(h, 2, 2, 'valid');
-      });
-      return tf.add(tf.matMul(tf.mean(h, [1, 2]) as tf.Tensor2D, headKernel), headBias);
-    });
+    return foldedLogits(this.layout, this.folded, x);
   }
 
   /** The folded weights as plain arrays with their tfjs shapes (for export to other formats, e.g. ONNX). */

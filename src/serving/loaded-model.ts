@@ -1,5 +1,7 @@
 // One model version in memory, ready to predict: its weights folded for inference
-// (inference-net.ts), its own normalisation (from metadata.json) and its own micro-batcher. Requests hold a
+// (inference-net.ts), its own normalisation (from metadata.json) and its own micro-batcher.
+// Forward passes run on the inference threads when there are any (inference-pool.ts),
+// else on the event loop. Requests hold a
 // lease while they use it; a retired model (swapped out or evicted) is disposed
 // when the last lease ends, so requests in flight finish on the model they started with.
 import * as tf from '@tensorflow/tfjs';
@@ -9,6 +11,7 @@ import { seedNetWeights } from '../model/forward.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { ModelLoadError } from './errors.ts';
 import { InferenceNet } from './inference-net.ts';
+import type { InferencePool } from './inference-pool.ts';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.ts';
 import { IMAGE_PIXELS, INPUT_SHAPE, NUM_CLASSES, normalisePixels, type Normalization } from '../model/spec.ts';
 
@@ -38,6 +41,15 @@ export interface ServingMetadata {
   /** Training records it; older or hand-made models get their data set's constants. */
   normalization?: Partial<Normalization>;
 }
+
+/** How a model runs its forward passes: the batcher's bounds, and the inference threads if any. */
+export interface ForwardOptions extends MicroBatcherOptions {
+  /** Inference threads (INFERENCE_THREADS > 0); without them forward passes run on the event loop. */
+  pool?: InferencePool;
+}
+
+/** Where a model's folded weights live: tensors on this thread, or copies in the inference threads. */
+type Runner = { net: InferenceNet } | { pool: InferencePool; id: number };
 
 export function normalizationOf(metadata: ServingMetadata): Normalization {
   const recorded = metadata.normalization;
@@ -74,20 +86,27 @@ export class LoadedModel {
 
   private constructor(
     metadata: ServingMetadata,
-    private readonly net: InferenceNet,
+    private readonly runner: Runner,
     batching: MicroBatcherOptions,
     onBatch?: (version: string, size: number) => void,
   ) {
     this.info = { model: metadata.model ?? metadata.dataset, version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
     this.normalization = normalizationOf(metadata);
-    this.batcher = new MicroBatcher((inputs) => this.forward(inputs), batching, (size) => onBatch?.(this.info.version, size));
+    // One batch per inference thread in flight; the others queue, so each next batch takes the oldest images.
+    const maxInFlight = 'pool' in runner ? runner.pool.size : undefined;
+    const { maxBatch, maxWaitMs } = batching;
+    // Waiting images are bounded (64 batches, under a second at full speed): overload is a 503 with Retry-After, not an unbounded wait.
+    const maxQueued = 64 * maxBatch;
+    this.batcher = new MicroBatcher((inputs) => this.forward(inputs), { maxBatch, maxWaitMs, maxQueued, ...(maxInFlight ? { maxInFlight } : {}) }, (size) =>
+      onBatch?.(this.info.version, size),
+    );
   }
 
   /** Loads a registry version. */
   static async load(
     registry: ModelRegistry,
     metadata: ModelVersion,
-    batching: MicroBatcherOptions,
+    batching: ForwardOptions,
     onBatch?: (version: string, size: number) => void,
   ): Promise<LoadedModel> {
     const model = await loadLayersModel(registry, metadata.version).catch((error: unknown) => {
@@ -100,13 +119,22 @@ export class LoadedModel {
   static async fromLayersModel(
     model: tf.LayersModel,
     metadata: ServingMetadata,
-    batching: MicroBatcherOptions,
+    batching: ForwardOptions,
     onBatch?: (version: string, size: number) => void,
   ): Promise<LoadedModel> {
     let net: InferenceNet | undefined;
+    let pooled: number | undefined;
+    const { pool } = batching;
     try {
       net = InferenceNet.fold(seedNetWeights(model));
-      const loaded = new LoadedModel(metadata, net, batching, onBatch);
+      let runner: Runner = { net };
+      if (pool) {
+        pooled = await pool.load(net.layout, net.foldedWeights());
+        runner = { pool, id: pooled };
+        net.dispose();
+        net = undefined;
+      }
+      const loaded = new LoadedModel(metadata, runner, batching, onBatch);
       // The warm-up doubles as a check: a model that loads but computes garbage is refused here.
       const [probabilities] = await loaded.forward([new Float32Array(IMAGE_PIXELS)]);
       const sum = probabilities!.reduce((a, b) => a + b, 0);
@@ -116,6 +144,7 @@ export class LoadedModel {
       return loaded;
     } catch (error) {
       net?.dispose();
+      if (pooled !== undefined) pool?.unload(pooled);
       throw new ModelLoadError(metadata.version, error);
     } finally {
       model.dispose();
@@ -150,7 +179,7 @@ export class LoadedModel {
 
   /** Classifies normalised 28×28 inputs; concurrent calls share forward passes. */
   async predict(inputs: Float32Array[]): Promise<Prediction[]> {
-    const probabilities = await Promise.all(inputs.map((input) => this.batcher.submit(input)));
+    const probabilities = await this.batcher.submitMany(inputs);
     return probabilities.map((p) => {
       const values = Array.from(p);
       const label = values.indexOf(Math.max(...values));
@@ -161,10 +190,17 @@ export class LoadedModel {
   private async forward(inputs: Float32Array[]): Promise<Float32Array[]> {
     const batch = new Float32Array(inputs.length * IMAGE_PIXELS);
     inputs.forEach((input, i) => batch.set(input, i * IMAGE_PIXELS));
-    const probabilities = tf.tidy(() => tf.softmax(this.net.logits(tf.tensor4d(batch, [inputs.length, ...INPUT_SHAPE]))));
+    const values = await this.probabilities(batch, inputs.length);
+    return inputs.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
+  }
+
+  /** Softmax outputs [count × classes] of a batch [count × 784], on the inference threads or here. */
+  private async probabilities(batch: Float32Array, count: number): Promise<Float32Array> {
+    const { runner } = this;
+    if ('pool' in runner) return runner.pool.run(runner.id, batch, count);
+    const probabilities = tf.tidy(() => tf.softmax(runner.net.logits(tf.tensor4d(batch, [count, ...INPUT_SHAPE]))));
     try {
-      const values = (await probabilities.data()) as Float32Array;
-      return inputs.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
+      return (await probabilities.data()) as Float32Array;
     } finally {
       probabilities.dispose();
     }
@@ -174,6 +210,7 @@ export class LoadedModel {
     if (!this.retired || this.leases > 0 || this.disposed) return;
     this.disposed = true;
     // Leases cover every submit, so the batcher is idle here; waiting costs nothing and guards the invariant.
-    void this.batcher.idle().then(() => this.net.dispose());
+    const { runner } = this;
+    void this.batcher.idle().then(() => ('pool' in runner ? runner.pool.unload(runner.id) : runner.net.dispose()));
   }
 }

@@ -1,13 +1,24 @@
 // Micro-batching: concurrent requests' images are gathered for at most `maxWaitMs`
 // (or until `maxBatch` are waiting) and run through the model in one forward pass.
 // A forward pass of 32 images costs far less than 32 passes of one, so throughput
-// grows with load while a lone request waits at most maxWaitMs extra.
+// grows with load while a lone request waits at most maxWaitMs extra. Images queue
+// first-come-first-served and a batch is bounded by images, not requests (a big
+// request may span two batches). With `maxInFlight`, at most that many batches run
+// at once (one per inference thread); the rest wait in the queue and the next batch
+// starts as one finishes, taking the oldest images, so under load batches fill up
+// by themselves and no request waits behind later ones.
+
+import { ServingOverloadedError } from './errors.ts';
 
 export interface MicroBatcherOptions {
   /** Most images per forward pass. */
   maxBatch: number;
   /** Longest an image waits for others before its batch runs; 0 runs at the next turn of the event loop. */
   maxWaitMs: number;
+  /** Most batches running at once (default unbounded: forward passes on the event loop run one at a time anyway). */
+  maxInFlight?: number;
+  /** Most images waiting (not yet in a forward pass); submitMany beyond it fails with ServingOverloadedError. Default unbounded. */
+  maxQueued?: number;
 }
 
 interface Pending<I, O> {
@@ -21,6 +32,7 @@ export class MicroBatcher<I, O> {
   /** Cancels the scheduled flush; set while one is scheduled. */
   private cancelScheduled: (() => void) | undefined;
   private running = 0;
+  private batchesRunning = 0;
   private idleWaiters: (() => void)[] = [];
 
   /** `run` maps a batch of inputs to their outputs, in order; `onBatch` sees each batch's size (metrics). */
@@ -33,6 +45,13 @@ export class MicroBatcher<I, O> {
   /** Images queued or in a running forward pass. */
   get inFlight(): number {
     return this.queue.length + this.running;
+  }
+
+  /** Queues all of one request's images, or none of them when that would exceed maxQueued (503: retry later). */
+  submitMany(inputs: I[]): Promise<O[]> {
+    const max = this.options.maxQueued ?? Infinity;
+    if (this.queue.length + inputs.length > max) return Promise.reject(new ServingOverloadedError(this.queue.length, max));
+    return Promise.all(inputs.map((input) => this.submit(input)));
   }
 
   submit(input: I): Promise<O> {
@@ -62,13 +81,15 @@ export class MicroBatcher<I, O> {
   private readonly flush = (): void => {
     this.cancelScheduled?.();
     this.cancelScheduled = undefined;
-    while (this.queue.length > 0) {
+    const maxInFlight = this.options.maxInFlight ?? Infinity;
+    while (this.queue.length > 0 && this.batchesRunning < maxInFlight) {
       const batch = this.queue.splice(0, this.options.maxBatch);
       void this.runBatch(batch);
     }
   };
 
   private async runBatch(batch: Pending<I, O>[]): Promise<void> {
+    this.batchesRunning++;
     this.running += batch.length;
     this.onBatch?.(batch.length);
     try {
@@ -77,7 +98,10 @@ export class MicroBatcher<I, O> {
     } catch (error) {
       for (const p of batch) p.reject(error);
     } finally {
+      this.batchesRunning--;
       this.running -= batch.length;
+      // Images that queued while this batch ran have waited already: start the next batch now.
+      if (this.queue.length > 0) this.flush();
       if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
     }
   }

@@ -14,12 +14,12 @@ import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { LATEST_ALIAS, versionNumber } from '../registry/version.ts';
 import { UnknownModelError } from '../registry/errors.ts';
 import { NoModelError } from './errors.ts';
-import { LoadedModel, type ModelInfo } from './loaded-model.ts';
-import type { MicroBatcherOptions } from './micro-batcher.ts';
+import { LoadedModel, type ForwardOptions, type ModelInfo } from './loaded-model.ts';
 
 export interface ModelManagerOptions {
   registry: ModelRegistry;
-  batching: MicroBatcherOptions;
+  /** Batch bounds and inference threads; read at each load, so a pool set on it before start() is used. */
+  batching: ForwardOptions;
   /** How many explicitly requested (non-default) versions stay loaded; at least 1. */
   pinnedCacheSize: number;
   /** Periodic re-check of the defaults, in case an announcement was missed. */

@@ -9,8 +9,11 @@
 // Errors are the protocol's `{"error": "<message>"}` (application/json), with the
 // same statuses and messages the /v1 routes give as problem+json. Inference goes
 // through the model's micro-batcher with /v1/predict's limits and rate limit.
+// The binary tensor data extension (src/serving/binary-tensors.ts) carries input
+// and output tensors as raw little-endian bytes after the JSON.
 // Models are found only through ModelResolver (src/serving/model-resolver.ts).
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { BINARY_EXTENSION, INFERENCE_HEADER_LENGTH, binaryDataSize, binaryResponse, splitInferBody, tensorBytes, type InferBody, type OutputTensor } from '../../serving/binary-tensors.ts';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from '../../serving/errors.ts';
 import { PIXEL_SCALES, applyScale, pixelValue, type PixelScale } from '../../serving/instances.ts';
 import type { ModelResolver, ResolvedModel } from '../../serving/model-resolver.ts';
@@ -51,9 +54,6 @@ function checkFields(value: Record<string, unknown>, allowed: readonly string[],
 function readScale(parameters: unknown, what: string): PixelScale | undefined {
   if (parameters === undefined) return undefined;
   if (!isObject(parameters)) throw new InvalidPredictRequestError(`${what} must be an object`);
-  if ('binary_data_size' in parameters || parameters.binary_data === true) {
-    throw new InvalidPredictRequestError('the binary tensor data extension is not supported; send tensor data as JSON');
-  }
   const scale = parameters.scale;
   if (scale === undefined) return undefined;
   if (typeof scale !== 'string' || !(PIXEL_SCALES as readonly string[]).includes(scale)) {
@@ -107,18 +107,51 @@ function flattenData(data: unknown, count: number, datatype: 'UINT8' | 'FP32', m
   return out;
 }
 
+/** A boolean parameter of the binary extension (`binary_data`, `binary_data_output`), if given. */
+function readFlag(parameters: unknown, key: string, what: string): boolean | undefined {
+  if (!isObject(parameters) || parameters[key] === undefined) return undefined;
+  if (typeof parameters[key] !== 'boolean') throw new InvalidPredictRequestError(`${what}.${key} must be true or false, got ${JSON.stringify(parameters[key])}`);
+  return parameters[key];
+}
+
+/** An input tensor sent as binary bytes (checked against its shape and datatype) → `count` values. */
+function binaryData(binary: Buffer | undefined, size: number, count: number, datatype: 'UINT8' | 'FP32', max: number, hasData: boolean): Float32Array {
+  if (binary === undefined) {
+    throw new InvalidPredictRequestError(
+      'inputs[0] declares "binary_data_size" but the body has no binary part: send the JSON length in the Inference-Header-Content-Length header and the tensor bytes after the JSON',
+    );
+  }
+  if (hasData) throw new InvalidPredictRequestError('inputs[0] has both "data" and "binary_data_size"; send the tensor in one of them');
+  const expected = count * (datatype === 'UINT8' ? 1 : 4);
+  if (size !== expected) {
+    throw new InvalidPredictRequestError(`inputs[0].parameters.binary_data_size is ${size} bytes; its shape and datatype ${datatype} make ${expected} bytes`);
+  }
+  if (binary.length !== size) {
+    throw new InvalidPredictRequestError(`the body has ${binary.length} bytes after the JSON; inputs[0].parameters.binary_data_size declares ${size}`);
+  }
+  if (datatype === 'UINT8') return Float32Array.from(binary);
+  // A copy: the body's bytes need not be 4-byte aligned.
+  const values = new Float32Array(new Uint8Array(binary).buffer);
+  for (let i = 0; i < values.length; i++) pixelValue(values[i], () => `inputs[0] binary value ${i}`, max);
+  return values;
+}
+
 interface InferRequest {
   id?: string;
   images: Float32Array[];
-  outputs: OutputName[];
+  outputs: { name: OutputName; binary: boolean }[];
 }
 
-/** Checks an inference request object against the protocol and this model's signature. */
-export function readInferRequest(body: unknown, maxInstances: number): InferRequest {
+/**
+ * Checks an inference request object against the protocol and this model's
+ * signature; `binary` is the body's bytes after the JSON (binary tensor data extension).
+ */
+export function readInferRequest(body: unknown, maxInstances: number, binary?: Buffer): InferRequest {
   if (!isObject(body)) throw new InvalidPredictRequestError('the body must be an inference request object with "inputs"');
   checkFields(body, ['id', 'parameters', 'inputs', 'outputs'], 'the inference request');
   if (body.id !== undefined && typeof body.id !== 'string') throw new InvalidPredictRequestError('"id" must be a string');
   const requestScale = readScale(body.parameters, 'parameters');
+  const binaryOutputs = readFlag(body.parameters, 'binary_data_output', 'parameters') ?? false;
   const inputs = body.inputs;
   if (!Array.isArray(inputs) || inputs.length !== 1) {
     throw new InvalidPredictRequestError(`"inputs" must be an array with one tensor, "${INPUT_NAME}"`);
@@ -133,7 +166,13 @@ export function readInferRequest(body: unknown, maxInstances: number): InferRequ
   const scale = readScale(input.parameters, 'inputs[0].parameters') ?? requestScale;
   if (input.datatype === 'UINT8' && scale === 'unit') throw new InvalidPredictRequestError('UINT8 data is 0–255; "scale": "unit" applies to FP32 only');
   const n = batchSize(input.shape, maxInstances);
-  const flat = flattenData(input.data, n * IMAGE_PIXELS, input.datatype, scale === 'unit' ? 1 : 255);
+  const max = scale === 'unit' ? 1 : 255;
+  const size = binaryDataSize(isObject(input.parameters) ? input.parameters : undefined, 'inputs[0].parameters');
+  if (size === undefined && binary !== undefined && binary.length > 0) {
+    throw new InvalidPredictRequestError(`the body has ${binary.length} bytes after the JSON but inputs[0] declares no "binary_data_size"`);
+  }
+  const flat =
+    size === undefined ? flattenData(input.data, n * IMAGE_PIXELS, input.datatype, max) : binaryData(binary, size, n * IMAGE_PIXELS, input.datatype, max, input.data !== undefined);
   const images = Array.from({ length: n }, (_, i) => {
     const image = flat.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS);
     // UINT8 states its scale by its type; FP32 may be 0–1 floats sent by habit.
@@ -141,17 +180,17 @@ export function readInferRequest(body: unknown, maxInstances: number): InferRequ
     return image;
   });
 
-  let outputs: OutputName[] = [...OUTPUT_NAMES];
+  let outputs = OUTPUT_NAMES.map((name) => ({ name, binary: binaryOutputs }));
   if (body.outputs !== undefined) {
     if (!Array.isArray(body.outputs) || body.outputs.length === 0) throw new InvalidPredictRequestError('"outputs" must be a non-empty array of {name}');
     outputs = body.outputs.map((output: unknown, i) => {
       if (!isObject(output)) throw new InvalidPredictRequestError(`outputs[${i}] must be an object {name}`);
       checkFields(output, ['name', 'parameters'], `outputs[${i}]`);
-      readScale(output.parameters, `outputs[${i}].parameters`); // refuses binary_data
+      readScale(output.parameters, `outputs[${i}].parameters`);
       if (!(OUTPUT_NAMES as readonly unknown[]).includes(output.name)) {
         throw new InvalidPredictRequestError(`outputs[${i}].name is ${JSON.stringify(output.name)}; this model's outputs are ${OUTPUT_NAMES.map((o) => `"${o}"`).join(', ')}`);
       }
-      return output.name as OutputName;
+      return { name: output.name as OutputName, binary: readFlag(output.parameters, 'binary_data', `outputs[${i}].parameters`) ?? binaryOutputs };
     });
   }
   return { ...(body.id !== undefined ? { id: body.id as string } : {}), images, outputs };
@@ -165,6 +204,15 @@ interface ModelParams {
 export async function inferenceV2Routes(app: FastifyInstance, options: InferenceV2Options): Promise<void> {
   const { resolver, maxInstances, bodyLimit } = options;
   const rateLimited = await useProtocolJson(app, { bodyLimit, rateLimitPerMinute: options.rateLimitPerMinute });
+  // JSON, or JSON then tensor bytes (binary tensor data extension), as either media type.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer', bodyLimit }, (request, body, done) => {
+    try {
+      done(null, splitInferBody(body as Buffer, request.headers[INFERENCE_HEADER_LENGTH]));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
 
   /** Holds the model for the handler, then lets it go whatever happens. */
   const withModel = async <T>(params: ModelParams, use: (resolved: ResolvedModel) => Promise<T> | T): Promise<T> => {
@@ -179,7 +227,7 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
   // Probes and server metadata are open; model routes take a predict or full key, like /v1/predict.
   const PUBLIC = { config: { access: 'public' } } as const;
   const MODEL_READ = { config: { access: 'predict' } } as const;
-  app.get('/v2', PUBLIC, async () => ({ name: options.server.name, version: options.server.version, extensions: [] as string[] }));
+  app.get('/v2', PUBLIC, async () => ({ name: options.server.name, version: options.server.version, extensions: [BINARY_EXTENSION] }));
   app.get('/v2/health/live', PUBLIC, async () => ({ live: true }));
   // Ready when every served model is loaded; not ready is a non-2xx status (503, as KServe answers), with the body saying so.
   app.get('/v2/health/ready', PUBLIC, async (_request, reply) => {
@@ -216,30 +264,39 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
   app.get<{ Params: ModelParams }>('/v2/models/:name/ready', MODEL_READ, async (request, reply) => ready(request.params, reply));
   app.get<{ Params: ModelParams }>('/v2/models/:name/versions/:version/ready', MODEL_READ, async (request, reply) => ready(request.params, reply));
 
-  const infer = async (params: ModelParams, body: unknown, reply: FastifyReply) => {
+  const infer = async (params: ModelParams, body: InferBody | undefined, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
-    const inferRequest = readInferRequest(body, maxInstances);
-    const response = await withModel(params, async ({ name, model }) => {
+    const inferRequest = readInferRequest(body?.json, maxInstances, body?.binary);
+    return withModel(params, async ({ name, model }) => {
       const predictions = await model.predict(inferRequest.images.map((image) => model.normalize(image)));
       options.onPredictions?.({ name, version: model.info.version }, predictions.length);
       const n = predictions.length;
-      const tensors = {
-        [PROBABILITIES_NAME]: { name: PROBABILITIES_NAME, shape: [n, NUM_CLASSES], datatype: 'FP32', data: predictions.flatMap((p) => p.probabilities) },
-        [LABEL_NAME]: { name: LABEL_NAME, shape: [n], datatype: 'INT64', data: predictions.map((p) => p.label) },
+      const tensors: Record<OutputName, OutputTensor> = {
+        [PROBABILITIES_NAME]: { name: PROBABILITIES_NAME, shape: [n, NUM_CLASSES], datatype: 'FP32', values: Float32Array.from(predictions.flatMap((p) => p.probabilities)) },
+        [LABEL_NAME]: { name: LABEL_NAME, shape: [n], datatype: 'INT64', values: BigInt64Array.from(predictions, (p) => BigInt(p.label)) },
       };
       reply.header('x-model-version', model.info.version);
-      options.onLatency?.(name, Number(process.hrtime.bigint() - started) / 1e9);
-      return {
+      const binaryParts: Buffer[] = [];
+      const outputs = inferRequest.outputs.map(({ name: output, binary }) => {
+        const { shape, datatype, values } = tensors[output];
+        if (!binary) return { name: output, shape, datatype, data: Array.from(values, Number) };
+        binaryParts.push(tensorBytes(values));
+        return { name: output, shape, datatype, parameters: { binary_data_size: values.byteLength } };
+      });
+      const header = {
         model_name: name,
         model_version: model.info.version,
         ...(inferRequest.id !== undefined ? { id: inferRequest.id } : {}),
-        outputs: inferRequest.outputs.map((output) => tensors[output]),
+        outputs,
       };
+      options.onLatency?.(name, Number(process.hrtime.bigint() - started) / 1e9);
+      if (binaryParts.length === 0) return header;
+      const { body: bytes, headerLength } = binaryResponse(header, binaryParts);
+      return reply.header('Inference-Header-Content-Length', headerLength).type('application/octet-stream').send(bytes);
     });
-    return response;
   };
-  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', rateLimited, async (request, reply) => infer(request.params, request.body, reply));
+  app.post<{ Params: ModelParams }>('/v2/models/:name/infer', rateLimited, async (request, reply) => infer(request.params, request.body as InferBody | undefined, reply));
   app.post<{ Params: ModelParams }>('/v2/models/:name/versions/:version/infer', rateLimited, async (request, reply) =>
-    infer(request.params, request.body, reply),
+    infer(request.params, request.body as InferBody | undefined, reply),
   );
 }

@@ -13,7 +13,8 @@ MODEL_DIR (./models), DATA_DIR (./data), LOG_LEVEL (info), API_KEYS,
 BODY_LIMIT (1mb), CORS_ORIGIN, SHUTDOWN_TIMEOUT_MS (10000), QUEUE_PREFIX,
 PREDICT_API_KEYS, REQUEST_TIMEOUT_MS (30000), HEADERS_TIMEOUT_MS (10000),
 KEEP_ALIVE_TIMEOUT_MS (72000), PREDICT_MAX_REQUEST_PIXELS (24000000),
-PREDICT_DECODE_CONCURRENCY (cores − 1, 1–3); README.md lists them all.
+PREDICT_DECODE_CONCURRENCY (cores − 1, 1–3), INFERENCE_THREADS (cores − 1,
+at least 1; 0 runs forward passes on the event loop); README.md lists them all.
 `;
 
 export async function run(argv: string[]): Promise<number> {
