@@ -157,8 +157,9 @@ describe('many bombs in parallel', () => {
     expect(statuses.filter((s) => s === 422)).toHaveLength(24);
     expect(statuses.filter((s) => s === 413)).toHaveLength(24);
     expect(latencies.length).toBeGreaterThan(5);
-    // Before the decode budget, 8 such clients made /healthz take 4.9 s. Bound generous for a shared machine;
-    // bench/healthz-under-bombs.ts measures the percentiles.
-    expect(Math.max(...latencies)).toBeLessThan(1500);
+    // A regression guard, not a speed target: before the decode budget, 8 such clients made /healthz
+    // take 4.9 s. The bound leaves room for a machine loaded by other work (1.5 s was exceeded once at
+    // load 25); bench/healthz-under-bombs.ts measures the percentiles.
+    expect(Math.max(...latencies)).toBeLessThan(3000);
   });
 });
