@@ -5,8 +5,8 @@
 //
 //   npx tsx bench/worker-rss.ts --data-dir ../shared/data/mnist [--epochs 2] [--threads 2] [--tag NAME]
 //
-// Writes bench/results/worker-rss[-TAG].json: RSS while training (epochs ≥ 2, i.e. after an
-// evaluation has run) and overall, min / median / max.
+// Writes bench/results/worker-rss[-TAG].json: RSS while training (from epoch 2, i.e. after an
+// evaluation has run; with --epochs 1, from the first batch on) and overall, min / median / max.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -108,8 +108,9 @@ const result = {
   epochs: Number(values.epochs),
   loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
   loadAverageAfter: loadavg().map((l) => Math.round(l * 100) / 100),
-  // Epoch 2 onwards: the data set is loaded and an evaluation (the other peak) has run.
-  rssWhileTrainingAfterFirstEvaluationMiB: summary(samples.filter((s) => s.epoch >= 2).map((s) => s.rssMiB)),
+  // From epoch 2 (one epoch: from its first batch on, its evaluation included): the data set
+  // is loaded and, from epoch 2, an evaluation (the other peak) has run.
+  rssWhileTrainingMiB: summary(samples.filter((s) => s.epoch >= Math.min(2, Number(values.epochs))).map((s) => s.rssMiB)),
   rssOverallMiB: summary(samples.map((s) => s.rssMiB)),
   samples: samples.filter((_, i) => i % 20 === 0),
 };
