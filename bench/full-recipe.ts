@@ -38,12 +38,13 @@ const { values } = parseArgs({
 const preset = values.recipe as PresetName;
 const architecture = values.architecture as ArchitectureName;
 const overrides = values.overrides === undefined ? {} : (JSON.parse(values.overrides) as Partial<Recipe>);
+// Flags given win over --overrides; a flag not given must not erase an override's value.
 const recipe = resolveRecipe({
   ...overrides,
   preset,
   architecture,
-  epochs: values.epochs === undefined ? undefined : Number(values.epochs),
-  seed: values.seed === undefined ? undefined : Number(values.seed),
+  ...(values.epochs === undefined ? {} : { epochs: Number(values.epochs) }),
+  ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
 });
 const seed = recipe.seed;
 // The seed recipe's files keep their original names.
