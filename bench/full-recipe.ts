@@ -5,6 +5,9 @@
 // here, so a single run says little on its own; bench/recipe-table.ts summarises seeds 1–5.
 //   npx tsx bench/full-recipe.ts --data-dir ../shared/data/mnist [--recipe seed|fast]
 //     [--architecture seed|compact] [--engine wasm] [--epochs N] [--seed 1]
+//     [--overrides '{"weightDecay":1e-4}' --tag wd1e-4]
+// --overrides screens a variant of the preset (any Recipe fields, as JSON); --tag names its
+// files (results and run directory) so attempts do not overwrite each other or the preset's.
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +19,7 @@ import type { ArchitectureName } from '../src/model/spec.ts';
 import { PRESETS, resolveRecipe } from '../src/training/recipe.ts';
 import { train } from '../src/training/train.ts';
 import type { EngineName } from '../src/engine/types.ts';
-import type { EpochMetrics, PresetName } from '../src/training/types.ts';
+import type { EpochMetrics, PresetName, Recipe } from '../src/training/types.ts';
 
 const { values } = parseArgs({
   options: {
@@ -27,16 +30,21 @@ const { values } = parseArgs({
     epochs: { type: 'string' },
     seed: { type: 'string' },
     out: { type: 'string' },
+    overrides: { type: 'string' },
+    tag: { type: 'string' },
   },
 });
 
 const preset = values.recipe as PresetName;
 const architecture = values.architecture as ArchitectureName;
+const overrides = values.overrides === undefined ? {} : (JSON.parse(values.overrides) as Partial<Recipe>);
+// Flags given win over --overrides; a flag not given must not erase an override's value.
 const recipe = resolveRecipe({
+  ...overrides,
   preset,
   architecture,
-  epochs: values.epochs === undefined ? undefined : Number(values.epochs),
-  seed: values.seed === undefined ? undefined : Number(values.seed),
+  ...(values.epochs === undefined ? {} : { epochs: Number(values.epochs) }),
+  ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
 });
 const seed = recipe.seed;
 // The seed recipe's files keep their original names.
@@ -44,6 +52,7 @@ const prefix = [
   preset === 'seed' ? '' : `${preset}-`,
   architecture === 'seed' ? '' : `${architecture}-`,
   recipe.epochs === PRESETS[preset].epochs ? '' : `${recipe.epochs}epochs-`,
+  values.tag === undefined ? '' : `${values.tag}-`,
 ].join('');
 const started = new Date().toISOString();
 const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
