@@ -56,9 +56,10 @@ describe('digits CLI: help', () => {
 
 describe('digits CLI: errors that say what is wrong', () => {
   it.each([
-    [['train', '--epochs', '-1'], '--epochs must be an integer ≥ 1, got "-1"'],
-    [['train', '--lr', '-0.5', '--epochs', '0'], '--epochs must be an integer ≥ 1, got "0"'],
-    [['train', '--seed', '-3'], '--seed must be an integer ≥ 0, got "-3"'],
+    // The words are the one recipe schema's (training/recipe.ts RECIPE_FIELDS), shared with the job API.
+    [['train', '--epochs', '-1'], '--epochs Too small: expected number to be >=1, got "-1"'],
+    [['train', '--lr', '-0.5', '--epochs', '0'], '--epochs Too small: expected number to be >=1, got "0"'],
+    [['train', '--seed', '-3'], '--seed Too small: expected number to be >=0, got "-3"'],
   ])('%j names the flag and its bound, not "argument is ambiguous"', async (args, message) => {
     const stderr = await failure(...args);
     expect(stderr).toContain(message);
