@@ -4,7 +4,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isVersion } from '../registry/version.ts';
-import { MODEL_JSON } from '../training/artifacts.ts';
+import { MODEL_JSON } from '../model/artifacts.ts';
 import { UsageError } from './args.ts';
 
 /**

@@ -11,10 +11,23 @@
 // A version is assembled in a temp directory next to its final place, fsynced,
 // and renamed into place, so readers see either no version or a complete one.
 // Every artifact's SHA-256 goes into metadata.json and is checked on every read.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-write.ts';
+import {
+  ARTIFACT_NAMES,
+  METADATA_JSON,
+  MODEL_JSON,
+  ModelArtifactsError,
+  WEIGHTS_BIN,
+  digestOf,
+  digestProblem,
+  readMetadataJson,
+  readModelDir,
+  sha256,
+  type ArtifactName,
+} from '../model/artifacts.ts';
 import {
   CorruptArtifactError,
   CorruptVersionError,
@@ -28,9 +41,7 @@ import {
 } from './errors.ts';
 import { DEFAULT_MODEL_NAME, checkModelName, isModelName } from './model-name.ts';
 import {
-  ARTIFACT_NAMES,
   MODEL_METADATA_SCHEMA,
-  type ArtifactName,
   type ModelMetadata,
   type ModelRegistry,
   type ModelSummary,
@@ -42,9 +53,7 @@ import {
 } from './types.ts';
 import { LATEST_ALIAS, compareVersionsDescending, formatVersion, isVersion, versionNumber } from './version.ts';
 
-const METADATA_JSON = 'metadata.json';
 const LEGACY_LATEST_POINTER = 'latest';
-const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
 /** A name lock older than this was left by a crashed process. */
 const STALE_LOCK_MS = 30_000;
 
@@ -52,8 +61,6 @@ export interface FileSystemRegistryOptions {
   /** The name the legacy `latest` alias stands for (DEFAULT_MODEL; default "mnist"). */
   defaultModel?: string;
 }
-
-const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 
 export class FileSystemRegistry implements ModelRegistry {
   readonly versionsDir: string;
@@ -76,7 +83,7 @@ export class FileSystemRegistry implements ModelRegistry {
   }
 
   /** Where an artifact of a concrete version lives (filesystem-only; callers of the interface use readArtifact). */
-  artifactPath(version: string, name: ArtifactName | 'metadata.json'): string {
+  artifactPath(version: string, name: ArtifactName | typeof METADATA_JSON): string {
     versionNumber(version); // throws InvalidVersionError: only safe ids reach join()
     return join(this.versionsDir, version, name);
   }
@@ -88,14 +95,9 @@ export class FileSystemRegistry implements ModelRegistry {
    * a crash finds and completes that same version instead of making another.
    */
   async publish(sourceDir: string, metadata: PublishMetadata = {}, options: PublishOptions = {}): Promise<PublishResult> {
-    const modelJson = await readSourceFile(sourceDir, 'model.json');
-    const weights = await readSourceFile(sourceDir, 'weights.bin');
-    checkModelJson(join(sourceDir, 'model.json'), modelJson, weights.byteLength);
-    const merged = { ...(await readSourceMetadata(sourceDir)), ...withoutUndefined(metadata) };
-    const artifacts = {
-      'model.json': { sha256: sha256(modelJson), bytes: modelJson.byteLength },
-      'weights.bin': { sha256: sha256(weights), bytes: weights.byteLength },
-    };
+    const { modelJsonBytes: modelJson, weights } = await readModelDir(sourceDir, { singleWeightsFile: true }).catch(asInvalidModel);
+    const merged = { ...(await readMetadataJson(sourceDir).catch(asInvalidModel)), ...withoutUndefined(metadata) };
+    const artifacts = { [MODEL_JSON]: digestOf(modelJson), [WEIGHTS_BIN]: digestOf(weights) };
     // Checked before a number is claimed, so a bad publish leaves no trace.
     const checked = parseMetadata({ ...merged, artifacts, version: '', created: new Date().toISOString() });
     if (typeof checked === 'string') throw new InvalidModelError(join(sourceDir, METADATA_JSON), checked);
@@ -125,8 +127,8 @@ export class FileSystemRegistry implements ModelRegistry {
     const temp = join(this.versionsDir, `.tmp-${version}-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(temp);
-      await writeDurable(join(temp, 'weights.bin'), weights);
-      await writeDurable(join(temp, 'model.json'), modelJson);
+      await writeDurable(join(temp, WEIGHTS_BIN), weights);
+      await writeDurable(join(temp, MODEL_JSON), modelJson);
       await writeDurable(join(temp, METADATA_JSON), `${JSON.stringify(metadata, null, 2)}\n`);
       await fsyncDirectory(temp);
       await rename(temp, join(this.versionsDir, version));
@@ -424,66 +426,18 @@ export class FileSystemRegistry implements ModelRegistry {
 function checkDigest(metadata: ModelMetadata, name: ArtifactName, bytes: Buffer): void {
   const expected = metadata.artifacts?.[name];
   if (!expected) return; // published before hashes were recorded
-  if (bytes.byteLength !== expected.bytes) {
-    throw new CorruptArtifactError(metadata.version, name, `has ${bytes.byteLength} bytes, ${expected.bytes} were published`);
-  }
-  const actual = sha256(bytes);
-  if (actual !== expected.sha256) {
-    throw new CorruptArtifactError(metadata.version, name, `SHA-256 is ${actual}, ${expected.sha256} was published`);
-  }
+  const problem = digestProblem(bytes, expected);
+  if (problem !== undefined) throw new CorruptArtifactError(metadata.version, name, problem);
+}
+
+/** A training output's unreadable or malformed file is bad input to publish: 422. */
+function asInvalidModel(error: unknown): never {
+  if (error instanceof ModelArtifactsError) throw new InvalidModelError(error.path, error.problem);
+  throw error;
 }
 
 function withoutUndefined(object: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
-}
-
-async function readSourceFile(dir: string, name: string): Promise<Buffer> {
-  try {
-    return await readFile(join(dir, name));
-  } catch (error) {
-    throw new InvalidModelError(join(dir, name), `cannot read: ${(error as Error).message}`);
-  }
-}
-
-async function readSourceMetadata(dir: string): Promise<Record<string, unknown>> {
-  const path = join(dir, METADATA_JSON);
-  const text = await readFile(path, 'utf8').catch(ignoreMissing);
-  if (text === undefined) return {};
-  try {
-    const parsed: unknown = JSON.parse(text);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
-  } catch {
-    // reported below
-  }
-  throw new InvalidModelError(path, 'expected a JSON object');
-}
-
-/** A model.json the browser loader can use: a topology and one weights group in weights.bin of the right size. */
-function checkModelJson(path: string, bytes: Buffer, weightsBytes: number): void {
-  let json: { modelTopology?: unknown; weightsManifest?: { paths?: unknown; weights?: unknown }[] };
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch (error) {
-    throw new InvalidModelError(path, `not valid JSON (${(error as Error).message})`);
-  }
-  if (!json || typeof json.modelTopology !== 'object' || !Array.isArray(json.weightsManifest)) {
-    throw new InvalidModelError(path, 'expected a tfjs layers model with modelTopology and weightsManifest');
-  }
-  let expected = 0;
-  for (const group of json.weightsManifest) {
-    const paths = Array.isArray(group.paths) ? group.paths : [];
-    if (paths.length !== 1 || typeof paths[0] !== 'string' || normalize(paths[0]) !== 'weights.bin') {
-      throw new InvalidModelError(path, `weightsManifest paths must be ["weights.bin"], got ${JSON.stringify(group.paths)}`);
-    }
-    for (const spec of (group.weights ?? []) as { shape: number[]; dtype?: string; quantization?: unknown }[]) {
-      if (spec.quantization) return; // quantized sizes differ; tfjs checks those on load
-      const size = spec.shape.reduce((a, b) => a * b, 1);
-      expected += size * (DTYPE_BYTES[spec.dtype ?? 'float32'] ?? NaN);
-    }
-  }
-  if (expected !== weightsBytes) {
-    throw new InvalidModelError(path, `weightsManifest describes ${expected} bytes but weights.bin has ${weightsBytes}`);
-  }
 }
 
 /** Metadata checked against the schema, or what is wrong with it. */

@@ -7,8 +7,8 @@ import { RECIPE_FIELDS } from '../training/recipe.ts';
 import type { EpochMetrics, Recipe } from '../training/types.ts';
 import type { PromotionPolicy } from './model-name.ts';
 
-export const ARTIFACT_NAMES = ['model.json', 'weights.bin'] as const;
-export type ArtifactName = (typeof ARTIFACT_NAMES)[number];
+import type { ArtifactName } from '../model/artifacts.ts';
+export { ARTIFACT_NAMES, type ArtifactName } from '../model/artifacts.ts';
 
 // The recipe rules of training/recipe.ts (RECIPE_FIELDS). Versions trained before presets
 // existed used the seed recipe: the fields added since take its values when missing.

@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { DATASET_SOURCES } from '../data/datasets.ts';
 import type { DatasetName } from '../data/types.ts';
 import { seedNetWeights } from '../model/forward.ts';
+import { MODEL_JSON, WEIGHTS_BIN, checkModelFiles } from '../model/artifacts.ts';
+import { layersModelFrom } from '../training/artifacts.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { ModelLoadError } from './errors.ts';
 import { InferenceNet } from './inference-net.ts';
@@ -60,20 +62,10 @@ export function normalizationOf(metadata: ServingMetadata): Normalization {
   return { mean, std };
 }
 
-/** A registry version's tfjs layers model, read as bytes (the caller disposes it). */
+/** A registry version's tfjs layers model, read as bytes and checked like a published one (the caller disposes it). */
 export async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
-  const [modelJson, weights] = await Promise.all([
-    registry.readArtifact(version, 'model.json'),
-    registry.readArtifact(version, 'weights.bin'),
-  ]);
-  const json = JSON.parse(modelJson.toString('utf8')) as tf.io.ModelJSON;
-  return tf.loadLayersModel(
-    tf.io.fromMemory({
-      modelTopology: json.modelTopology,
-      weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
-      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer,
-    }),
-  );
+  const [modelJsonBytes, weights] = await Promise.all([registry.readArtifact(version, MODEL_JSON), registry.readArtifact(version, WEIGHTS_BIN)]);
+  return layersModelFrom(checkModelFiles(`${version}/${MODEL_JSON}`, modelJsonBytes, weights.byteLength), weights);
 }
 
 export class LoadedModel {

@@ -1,23 +1,29 @@
-// Model artifacts in tfjs's own format (model.json + weights.bin, loadable by
-// tf.loadLayersModel in a browser). Pure tfjs has no file:// handler, so this is one.
+// The tfjs side of a model's files (model.json + weights.bin, loadable by tf.loadLayersModel
+// in a browser): saving and loading a directory, and a layers model from a version's bytes.
+// Pure tfjs has no file:// handler, so this is one. Reading and checking the files is
+// src/model/artifacts.ts's (no tfjs there, for the processes that never load a model).
 import * as tf from '@tensorflow/tfjs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-write.ts';
-
-export const MODEL_JSON = 'model.json';
-export const WEIGHTS_BIN = 'weights.bin';
-export const METADATA_JSON = 'metadata.json';
-
-export class ModelArtifactsError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelArtifactsError';
-  }
-}
+import { MODEL_JSON, ModelArtifactsError, WEIGHTS_BIN, readModelDir, weightSpecsOf, type ModelJson } from '../model/artifacts.ts';
 
 function toArrayBuffer(data: tf.io.WeightData): ArrayBuffer {
   return Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data;
+}
+
+/** A Buffer's bytes as the ArrayBuffer tfjs wants (a copy: a Buffer may be a view into a shared pool). */
+function arrayBufferOf(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+/** What tfjs loads from a checked model.json and its weights. */
+function modelArtifacts(modelJson: ModelJson, weights: Buffer): tf.io.ModelArtifacts {
+  return {
+    modelTopology: modelJson.modelTopology,
+    weightSpecs: weightSpecsOf(modelJson) as tf.io.WeightsManifestEntry[],
+    weightData: arrayBufferOf(weights),
+    ...(modelJson.format ? { format: modelJson.format } : {}),
+  };
 }
 
 /** An IOHandler reading and writing `dir/model.json` + `dir/weights.bin`. */
@@ -25,7 +31,7 @@ export function fileHandler(dir: string): tf.io.IOHandler {
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
       if (artifacts.modelTopology instanceof ArrayBuffer) {
-        throw new ModelArtifactsError('binary model topologies are not supported; save a layers model');
+        throw new ModelArtifactsError(dir, 'binary model topologies are not supported; save a layers model');
       }
       const weights = artifacts.weightData ? new Uint8Array(toArrayBuffer(artifacts.weightData)) : new Uint8Array();
       const modelJson: tf.io.ModelJSON = {
@@ -48,36 +54,15 @@ export function fileHandler(dir: string): tf.io.IOHandler {
       };
     },
     async load(): Promise<tf.io.ModelArtifacts> {
-      const jsonPath = join(dir, MODEL_JSON);
-      let modelJson: tf.io.ModelJSON;
-      try {
-        modelJson = JSON.parse(await readFile(jsonPath, 'utf8')) as tf.io.ModelJSON;
-      } catch (error) {
-        throw new ModelArtifactsError(`cannot read ${jsonPath}: ${(error as Error).message}`);
-      }
-      const groups = modelJson.weightsManifest ?? [];
-      const weightSpecs = groups.flatMap((group) => group.weights);
-      const buffers = await Promise.all(
-        groups.flatMap((group) => group.paths).map(async (path) => {
-          const file = join(dir, path);
-          try {
-            const bytes = await readFile(file);
-            return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-          } catch (error) {
-            throw new ModelArtifactsError(`cannot read weights file ${file}: ${(error as Error).message}`);
-          }
-        }),
-      );
-      const weightData = tf.io.concatenateArrayBuffers(buffers);
-      const expected = weightSpecs.reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * 4, 0);
-      if (weightData.byteLength !== expected) {
-        throw new ModelArtifactsError(
-          `${join(dir, WEIGHTS_BIN)} has ${weightData.byteLength} bytes, model.json expects ${expected}`,
-        );
-      }
-      return { modelTopology: modelJson.modelTopology, weightSpecs, weightData, format: modelJson.format };
+      const { modelJson, weights } = await readModelDir(dir);
+      return modelArtifacts(modelJson, weights);
     },
   };
+}
+
+/** A layers model from a checked model.json and its weights (e.g. a registry version's bytes; the caller disposes it). */
+export function layersModelFrom(modelJson: ModelJson, weights: Buffer): Promise<tf.LayersModel> {
+  return tf.loadLayersModel(tf.io.fromMemory(modelArtifacts(modelJson, weights)));
 }
 
 /** `file://DIR` (or `file://DIR/model.json`) for model.save / tf.loadLayersModel. */

@@ -12,6 +12,7 @@
 // name's default. Artifacts load with `tf.loadLayersModel('<url>/model.json')`.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
+import { MODEL_JSON, parseModelJson } from '../../model/artifacts.ts';
 import type { ModelAnnouncement } from '../../registry/announcements.ts';
 import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
 import type { ArtifactName, ModelRegistry, ModelVersion } from '../../registry/types.ts';
@@ -112,7 +113,7 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
     if (moving) {
       // Pin the weights to the version this model.json belongs to: tfjs resolves weight
       // paths against the model.json URL, and the default may move between the two requests.
-      const json = JSON.parse(body.toString('utf8')) as { weightsManifest: { paths: string[] }[] };
+      const json = parseModelJson(`${model.version}/${MODEL_JSON}`, body);
       for (const group of json.weightsManifest) group.paths = group.paths.map(() => weightsPath);
       body = JSON.stringify(json);
     }

@@ -8,7 +8,8 @@ import { initEngine } from '../../engine/index.ts';
 import { writeFileAtomic } from '../../lib/atomic-write.ts';
 import type { ServingMetadata } from '../../serving/loaded-model.ts';
 import { ONNX_OPSET, seedNetToOnnx } from '../../serving/onnx-export.ts';
-import { loadModel, METADATA_JSON } from '../../training/artifacts.ts';
+import { METADATA_JSON } from '../../model/artifacts.ts';
+import { loadModel } from '../../training/artifacts.ts';
 import { parse, UsageError } from '../args.ts';
 import { resolveModelDir } from '../model-dir.ts';
 
