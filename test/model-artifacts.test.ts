@@ -80,8 +80,9 @@ describe('digests', () => {
 });
 
 describe('readMetadataJson', () => {
-  it('is undefined without a metadata.json and refuses one that is not a JSON object', async () => {
+  it('is undefined without a metadata.json (unless required) and refuses one that is not a JSON object', async () => {
     expect(await readMetadataJson(dir)).toBeUndefined();
+    await expect(readMetadataJson(dir, { required: true })).rejects.toThrow(`${join(dir, 'metadata.json')}: cannot read`);
     await writeFile(join(dir, 'metadata.json'), '{"dataset":"mnist"}');
     expect(await readMetadataJson(dir)).toEqual({ dataset: 'mnist' });
     await writeFile(join(dir, 'metadata.json'), '[1]');

@@ -46,8 +46,9 @@ export class ModelArtifactsError extends Error {
   constructor(
     readonly path: string,
     readonly problem: string,
+    options?: ErrorOptions,
   ) {
-    super(`${path}: ${problem}`);
+    super(`${path}: ${problem}`, options);
     this.name = 'ModelArtifactsError';
   }
 }
@@ -89,14 +90,17 @@ export function checkModelFiles(jsonPath: string, modelJsonBytes: Buffer, weight
   return modelJson;
 }
 
-/** A directory's metadata.json as an object; undefined when there is none. */
-export async function readMetadataJson(dir: string): Promise<Record<string, unknown> | undefined> {
+/** A directory's metadata.json as an object; undefined when there is none, unless it is required. */
+export async function readMetadataJson(dir: string, options: { required: true }): Promise<Record<string, unknown>>;
+export async function readMetadataJson(dir: string, options?: { required?: boolean }): Promise<Record<string, unknown> | undefined>;
+export async function readMetadataJson(dir: string, options: { required?: boolean } = {}): Promise<Record<string, unknown> | undefined> {
   const path = join(dir, METADATA_JSON);
-  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
+  const bytes = await readModelFile(path).catch((error: ModelArtifactsError) => {
+    if (!options.required && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
     throw error;
   });
-  if (text === undefined) return undefined;
+  if (bytes === undefined) return undefined;
+  const text = bytes.toString('utf8');
   try {
     const parsed: unknown = JSON.parse(text);
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
@@ -137,7 +141,7 @@ async function readModelFile(path: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (error) {
-    throw new ModelArtifactsError(path, `cannot read: ${(error as Error).message}`);
+    throw new ModelArtifactsError(path, `cannot read: ${(error as Error).message}`, { cause: error });
   }
 }
 

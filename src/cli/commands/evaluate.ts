@@ -1,11 +1,9 @@
-import { resolve } from 'node:path';
-import { readFile } from 'node:fs/promises';
 import { loadDataset } from '../../data/datasets.ts';
 import { DATASET_NAMES, type DatasetName } from '../../data/types.ts';
 import { initEngine } from '../../engine/index.ts';
 import type { EngineName } from '../../engine/types.ts';
 import { seedNetWeights } from '../../model/forward.ts';
-import { METADATA_JSON } from '../../model/artifacts.ts';
+import { readMetadataJson } from '../../model/artifacts.ts';
 import { loadModel } from '../../training/artifacts.ts';
 import { evaluateSplit } from '../../training/train.ts';
 import { parse, UsageError } from '../args.ts';
@@ -39,9 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.model) throw new UsageError('--model DIR is required (a directory with model.json and weights.bin)');
   // Checked before the data set is located: a missing model must not surface as a download failure.
   const modelDir = await resolveModelDir(values.model, '--model');
-  const metadata = JSON.parse(await readFile(resolve(modelDir, METADATA_JSON), 'utf8').catch(() => '{}')) as {
-    dataset?: DatasetName;
-  };
+  const metadata: { dataset?: DatasetName } = (await readMetadataJson(modelDir)) ?? {};
   const dataset = (values.dataset ?? metadata.dataset ?? 'mnist') as DatasetName;
   if (!DATASET_NAMES.includes(dataset)) throw new UsageError(`--dataset must be one of ${DATASET_NAMES.join(', ')}`);
   const engine = await initEngine((values.engine ?? 'auto') as EngineName | 'auto'); // 'auto': ENGINE from the environment (lib/config.ts)

@@ -1,14 +1,13 @@
 // `digits export --format onnx --model DIR [--out FILE]`: a trained model
 // directory (model.json, weights.bin, metadata.json) as an ONNX file
 // (src/serving/onnx-export.ts: opset 13, BatchNorm folded), written atomically.
-import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { DATASET_NAMES } from '../../data/types.ts';
 import { initEngine } from '../../engine/index.ts';
 import { writeFileAtomic } from '../../lib/atomic-write.ts';
 import type { ServingMetadata } from '../../serving/loaded-model.ts';
 import { ONNX_OPSET, seedNetToOnnx } from '../../serving/onnx-export.ts';
-import { METADATA_JSON } from '../../model/artifacts.ts';
+import { METADATA_JSON, ModelArtifactsError, readMetadataJson } from '../../model/artifacts.ts';
 import { loadModel } from '../../training/artifacts.ts';
 import { parse, UsageError } from '../args.ts';
 import { resolveModelDir } from '../model-dir.ts';
@@ -37,10 +36,10 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.format || !FORMATS.includes(values.format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
   if (!values.model) throw new UsageError('--model DIR is required (a directory with model.json, weights.bin and metadata.json)');
   const modelDir = await resolveModelDir(values.model, '--model');
-  const text = await readFile(join(modelDir, METADATA_JSON), 'utf8').catch(() => {
-    throw new UsageError(`${join(modelDir, METADATA_JSON)} cannot be read; the model's data set and normalisation come from it`);
-  });
-  const metadata = JSON.parse(text) as Partial<ServingMetadata>;
+  const metadata = (await readMetadataJson(modelDir, { required: true }).catch((error: unknown) => {
+    if (error instanceof ModelArtifactsError) throw new UsageError(`${error.message}; the model's data set and normalisation come from it`);
+    throw error;
+  })) as Partial<ServingMetadata>;
   if (!metadata.dataset || !DATASET_NAMES.includes(metadata.dataset)) {
     throw new UsageError(`${METADATA_JSON} must name the data set (one of ${DATASET_NAMES.join(', ')})`);
   }

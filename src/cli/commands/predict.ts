@@ -7,7 +7,7 @@ import { CLASS_NAMES, type DatasetName } from '../../data/types.ts';
 import { initEngine } from '../../engine/index.ts';
 import { LoadedModel, type ModelInfo, type Prediction, type ServingMetadata } from '../../serving/loaded-model.ts';
 import { instancePixels } from '../../serving/instances.ts';
-import { METADATA_JSON } from '../../model/artifacts.ts';
+import { MODEL_JSON, readMetadataJson } from '../../model/artifacts.ts';
 import { loadModel } from '../../training/artifacts.ts';
 import { isModelName } from '../../registry/model-name.ts';
 import { parse, UsageError } from '../args.ts';
@@ -81,7 +81,7 @@ async function viaService(
 
 async function locally(dir: string, files: string[], preprocess: boolean): Promise<Result> {
   await initEngine();
-  const metadata = JSON.parse(await readFile(resolve(dir, METADATA_JSON), 'utf8')) as Partial<ServingMetadata> & { dataset?: DatasetName };
+  const metadata = (await readMetadataJson(dir, { required: true })) as Partial<ServingMetadata> & { dataset?: DatasetName };
   const serving: ServingMetadata = {
     ...metadata,
     version: metadata.version ?? basename(dir),
@@ -156,7 +156,7 @@ export async function run(argv: string[]): Promise<number> {
 
 async function isModelDirectory(value: string): Promise<boolean> {
   if (!isModelName(value)) return true; // a path: only a directory can be meant
-  return stat(resolve(value, 'model.json')).then(
+  return stat(resolve(value, MODEL_JSON)).then(
     (found) => found.isFile(),
     () => false,
   );
