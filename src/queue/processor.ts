@@ -106,7 +106,9 @@ class ProgressReporter {
     }
     this.record.batch = progress;
     this.lossCurve.add(progress.epoch - 1 + progress.batch / progress.batches, progress.loss);
-    if (Date.now() - this.lastWrite >= this.intervalMs) this.write();
+    // An epoch's last batch is always written: the evaluation after it can take a while, and the
+    // record should say training is done meanwhile (one extra write per epoch).
+    if (progress.batch === progress.batches || Date.now() - this.lastWrite >= this.intervalMs) this.write();
   };
 
   epoch = (metrics: EpochMetrics): void => {
