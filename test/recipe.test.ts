@@ -25,12 +25,13 @@ describe('recipe presets', () => {
     });
   });
 
-  it('fast keeps the seed network and adds schedule, Nesterov, decay, smoothing and augmentation', () => {
+  it('fast keeps the seed network and adds schedule, Nesterov, decay and augmentation', () => {
     const fast = resolveRecipe({ preset: 'fast' });
     expect(fast).toMatchObject({ architecture: 'seed', schedule: 'one-cycle', nesterov: true, batchSize: 128 });
     expect(fast.epochs).toBeLessThanOrEqual(15);
     expect(fast.weightDecay).toBeGreaterThan(0);
-    expect(fast.labelSmoothing).toBeGreaterThan(0);
+    // No label smoothing: it held the 14k-parameter net back (README, Recipes: v2b).
+    expect(fast.labelSmoothing).toBe(0);
     expect(fast.augmentation).not.toBeNull();
   });
 
