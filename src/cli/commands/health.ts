@@ -5,9 +5,8 @@
 // else the worker. Exit 0 when healthy, else 1 saying what is not.
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
 import { loadConfig } from '../../lib/config.ts';
-import { redisSettings, type RedisSettings } from '../../lib/redis.ts';
+import { connectRedis, redisSettings, type RedisSettings } from '../../lib/redis.ts';
 import { HEARTBEAT_TTL_MS, readHeartbeat } from '../../queue/heartbeat.ts';
 import { parse, UsageError } from '../args.ts';
 
@@ -70,8 +69,9 @@ async function checkApi(port: number): Promise<number> {
 }
 
 async function checkWorker({ redisUrl: url, prefix }: RedisSettings): Promise<number> {
-  // One try, bounded: a health check must answer within the checker's timeout, not reconnect.
-  const redis = new Redis(url, { lazyConnect: true, connectTimeout: TIMEOUT_MS, commandTimeout: TIMEOUT_MS, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  // One try, bounded (the fail-fast role's 2 s timeouts): a stop signal that is already aborted
+  // means no reconnect, so the check answers within the checker's timeout.
+  const redis = connectRedis(url, 'api', { lazy: true, stop: AbortSignal.abort() });
   let socketError: Error | undefined; // ioredis rejects with "Connection is closed"; this says why
   redis.on('error', (error: Error) => (socketError ??= error));
   try {
