@@ -1,6 +1,7 @@
-// Train: a form for POST /v1/jobs whose defaults are the seed recipe (set in
-// index.html, so "Seed recipe" is just the form's reset). The service checks the
-// values; its problem+json answer is shown as it is.
+// Train: a form for POST /v1/jobs. It names a recipe preset (`fast` unless changed);
+// blank fields are left out, so the service fills in that preset's values (the page
+// keeps no copy of them). The service checks the values; its problem+json answer is
+// shown as it is.
 /* global crypto, location, FormData */
 import { api, showError } from './api.js';
 

@@ -13,6 +13,7 @@ import { readIdxImages } from '../src/data/idx.ts';
 import type { ModelVersion } from '../src/registry/types.ts';
 import { makeDirs, REPO_ROOT, spawnWorker, waitFor, writeTinyMnist, type WorkerProcess } from './helpers/jobs.ts';
 import { publishSeedNet, startServingApi, type ServingApi } from './helpers/serving.ts';
+import { DEFAULT_PRESET } from '../src/training/recipe.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -99,11 +100,10 @@ describe.skipIf(!hasChromium)('web console', () => {
     await page.goto(`${api.url}/#train`);
     // Nothing has asked for a key yet, so there is no key button (a service without API keys never shows one).
     expect(await page.locator('#api-key-button').isHidden()).toBe(true);
-    // The form starts at the seed recipe.
-    expect(await page.inputValue('input[name=epochs]')).toBe('19');
-    expect(await page.inputValue('input[name=batchSize]')).toBe('128');
-    expect(await page.inputValue('input[name=learningRate]')).toBe('0.01');
-    expect(await page.inputValue('input[name=momentum]')).toBe('0.9');
+    // The form starts at the service's default preset, with every number left to it.
+    expect(await page.inputValue('select[name=recipe]')).toBe(DEFAULT_PRESET);
+    expect(await page.inputValue('select[name=architecture]')).toBe('seed');
+    for (const name of ['epochs', 'batchSize', 'learningRate', 'momentum']) expect(await page.inputValue(`input[name=${name}]`)).toBe('');
     for (const [name, value] of Object.entries(JOB_FORM)) await page.fill(`input[name=${name}]`, value);
     await page.fill('input[name=batchSize]', '100000');
     await page.click('#train-form button[type=submit]');
@@ -126,6 +126,9 @@ describe.skipIf(!hasChromium)('web console', () => {
     await page.click('#train-form button[type=submit]');
     await page.waitForURL(/#jobs\/[0-9a-f-]{36}$/);
     const jobId = page.url().split('/').at(-1)!;
+    // The form sent the preset and only the fields filled in; the service resolved the rest from the preset.
+    const created = (await (await fetch(`${api.url}/v1/jobs/${jobId}`, { headers: { 'x-api-key': API_KEY } })).json()) as { request: Record<string, unknown> };
+    expect(created.request).toMatchObject({ recipe: DEFAULT_PRESET, architecture: 'seed', epochs: 2, batchSize: 32, learningRate: 0.05, limit: 2000 });
 
     // Live progress from the event stream, then the first epoch point on both charts.
     // (This text is only shown while the job is active, from its latest progress event.)

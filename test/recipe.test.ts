@@ -35,6 +35,12 @@ describe('recipe presets', () => {
     expect(fast.augmentation).not.toBeNull();
   });
 
+  it('a recipe that names no preset is fast (the default since it met its bar on seeds 1–5); seed is one word away', () => {
+    expect(resolveRecipe({})).toEqual(FAST_RECIPE);
+    expect(resolveRecipe({ epochs: 2 })).toEqual({ ...FAST_RECIPE, epochs: 2 });
+    expect(resolveRecipe({ preset: 'seed' })).toEqual(SEED_RECIPE);
+  });
+
   it('overrides apply on top of the named preset, and bad values are refused', () => {
     expect(resolveRecipe({ preset: 'fast', epochs: 2, architecture: 'compact' })).toEqual({ ...FAST_RECIPE, epochs: 2, architecture: 'compact' });
     expect(resolveRecipe({ preset: 'seed', seed: 9, epochs: undefined })).toEqual({ ...SEED_RECIPE, seed: 9 });

@@ -60,8 +60,8 @@ describe.skipIf(!hasMnist)('training on MNIST', () => {
     model.dispose();
   });
 
-  it('1 epoch + resume + 1 epoch ends with the same weights as 2 epochs in one go', async () => {
-    const recipe = { epochs: 2, limit: 640, batchSize: 64, seed: 7 };
+  it('seed recipe: 1 epoch + resume + 1 epoch ends with the same weights as 2 epochs in one go', async () => {
+    const recipe = { preset: 'seed', epochs: 2, limit: 640, batchSize: 64, seed: 7 } as const;
     const straight = await train({ recipe, dataDir: MNIST_DIR, outDir: join(work, 'straight') });
 
     const controller = new AbortController();

@@ -1,4 +1,4 @@
-// The training loop: the seed recipe by default, a checkpoint after every epoch,
+// The training loop: a recipe preset (`fast` by default), a checkpoint after every epoch,
 // resumable, cancellable between batches, reporting per-batch progress and
 // per-epoch metrics. Model artifacts are written in tfjs format at the end.
 import * as tf from '@tensorflow/tfjs';

@@ -44,7 +44,7 @@ export const jobsRoutes: FastifyPluginAsync<JobsRoutesOptions> = async (app, { j
 
   api.post(
     '/jobs',
-    // No body (or an empty one) means the seed recipe.
+    // No body (or an empty one) means the default preset (DEFAULT_PRESET, `fast`).
     { schema: { body: JobRequestSchema.prefault({}), headers: CreateHeaders }, config: MANAGE },
     async (request, reply) => {
       const { job, created } = await jobs.create(request.body, request.headers['idempotency-key']);
