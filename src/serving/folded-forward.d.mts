@@ -1,4 +1,4 @@
-import type * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs-core';
 
 export interface FoldedTensors {
   /** Per block: the conv kernel with the previous block's BatchNorm scale folded in. */

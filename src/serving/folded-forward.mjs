@@ -2,8 +2,9 @@
 // folding): five fused conv+bias+ReLU kernels, one pool, a global mean and the
 // head. Plain JavaScript so that inference threads (inference-thread.mjs) can run
 // it without the TypeScript loader, which costs about 60 MB per thread; InferenceNet
-// runs the same function on the event loop. Types: folded-forward.d.mts.
-import * as tf from '@tensorflow/tfjs';
+// runs the same function on the event loop. Types: folded-forward.d.mts. Only tfjs-core:
+// the union package's layers, converter, data and webgl code cost a thread ~23 MB more.
+import * as tf from '@tensorflow/tfjs-core';
 
 export function foldedLogits(layout, folded, x) {
   const { kernels, biases, headKernel, headBias } = folded;

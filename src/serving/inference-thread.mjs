@@ -6,7 +6,9 @@
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import * as tf from '@tensorflow/tfjs';
+// tfjs-core and the one backend the thread runs, not the union package (its layers, converter,
+// data and webgl code would cost each thread ~23 MB).
+import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { foldedLogits, foldedTensors } from './folded-forward.mjs';
 
@@ -17,6 +19,7 @@ async function startEngine(engine) {
   // The engine the API was configured with, where a thread can run it: wasm (one thread; parallelism
   // comes from the pool), or cpu when that is what the API runs on.
   const backend = engine === 'cpu' ? 'cpu' : 'wasm';
+  if (backend === 'cpu') await import('@tensorflow/tfjs-backend-cpu');
   if (backend === 'wasm') setWasmPaths(join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + sep);
   if (!(await tf.setBackend(backend)) || tf.getBackend() !== backend) throw new Error(`tf.setBackend('${backend}') did not succeed`);
   await tf.ready();
