@@ -27,7 +27,10 @@ export function epochLine(m: EpochMetrics): string {
 
 export class ProgressBar {
   private lastDraw = 0;
-  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
+  private readonly stream: NodeJS.WriteStream;
+  constructor(stream: NodeJS.WriteStream = process.stderr) {
+    this.stream = stream;
+  }
 
   update(p: BatchProgress): void {
     const now = Date.now();

@@ -17,22 +17,25 @@ export class DatasetUnavailableError extends Error {
 /** A mirror served bytes whose md5 is not the official one. */
 export class ChecksumMismatchError extends Error {
   override name = 'ChecksumMismatchError';
-  constructor(
-    readonly url: string,
-    readonly expected: string,
-    readonly actual: string,
-  ) {
+  readonly url: string;
+  readonly expected: string;
+  readonly actual: string;
+  constructor(url: string, expected: string, actual: string) {
     super(`${url}: md5 ${actual} does not match the official checksum ${expected}`);
+    this.url = url;
+    this.expected = expected;
+    this.actual = actual;
   }
 }
 
 /** An HTTP answer other than 200; 4xx other than 408/429 won't get better by retrying. */
 class HttpStatusError extends Error {
-  constructor(
-    readonly url: string,
-    readonly status: number,
-  ) {
+  readonly url: string;
+  readonly status: number;
+  constructor(url: string, status: number) {
     super(`${url}: HTTP ${status}`);
+    this.url = url;
+    this.status = status;
   }
   get permanent(): boolean {
     return this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;

@@ -19,11 +19,12 @@ const LABELS_HEADER_BYTES = 8;
 /** A file that is not a valid MNIST-style IDX file; `file` names it, `problem` says what is wrong. */
 export class IdxFormatError extends Error {
   override name = 'IdxFormatError';
-  constructor(
-    readonly file: string,
-    readonly problem: string,
-  ) {
+  readonly file: string;
+  readonly problem: string;
+  constructor(file: string, problem: string) {
     super(`${file}: ${problem}`);
+    this.file = file;
+    this.problem = problem;
   }
 }
 

@@ -26,11 +26,10 @@ export { reluBatchNormDropout, type BatchNormTrainOptions, type BatchNormTrainRe
 
 export class EngineUnavailableError extends Error {
   override name = 'EngineUnavailableError';
-  constructor(
-    readonly engine: EngineName | string,
-    message: string,
-  ) {
+  readonly engine: EngineName | string;
+  constructor(engine: EngineName | string, message: string) {
     super(message);
+    this.engine = engine;
   }
 }
 

@@ -85,11 +85,12 @@ export interface Config {
 }
 
 export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    readonly problem: string,
-  ) {
+  readonly variable: string;
+  readonly problem: string;
+  constructor(variable: string, problem: string) {
     super(`${variable}: ${problem}`);
+    this.variable = variable;
+    this.problem = problem;
     this.name = 'ConfigError';
   }
 }

@@ -11,8 +11,12 @@ export class MalformedJsonError extends Error {
 }
 
 export class ForbiddenJsonKeyError extends Error {
-  constructor(readonly key: string, readonly path: string) {
+  readonly key: string;
+  readonly path: string;
+  constructor(key: string, path: string) {
     super(`the JSON key ${JSON.stringify(key)}${path ? ` at ${path}` : ''} is refused on purpose (it could reach object prototypes); rename or drop it`);
+    this.key = key;
+    this.path = path;
     this.name = 'ForbiddenJsonKeyError';
   }
 }

@@ -43,12 +43,12 @@ export interface ModelJson {
 
 /** A model file that cannot be read or is not what it must be; callers turn it into their own error (422, load failure). */
 export class ModelArtifactsError extends Error {
-  constructor(
-    readonly path: string,
-    readonly problem: string,
-    options?: ErrorOptions,
-  ) {
+  readonly path: string;
+  readonly problem: string;
+  constructor(path: string, problem: string, options?: ErrorOptions) {
     super(`${path}: ${problem}`, options);
+    this.path = path;
+    this.problem = problem;
     this.name = 'ModelArtifactsError';
   }
 }

@@ -4,28 +4,32 @@ import { ServiceError } from '../lib/errors.ts';
 
 export class JobNotFoundError extends ServiceError {
   readonly statusCode = 404;
-  constructor(readonly jobId: string) {
+  readonly jobId: string;
+  constructor(jobId: string) {
     super(`job ${JSON.stringify(jobId)} does not exist`);
+    this.jobId = jobId;
   }
 }
 
 /** The job is in a state that does not allow the operation (e.g. cancelling a completed job). */
 export class JobStateConflictError extends ServiceError {
   readonly statusCode = 409;
-  constructor(
-    readonly jobId: string,
-    readonly state: string,
-    action: string,
-  ) {
+  readonly jobId: string;
+  readonly state: string;
+  constructor(jobId: string, state: string, action: string) {
     super(`job ${jobId} is ${state}; only queued or active jobs can be ${action}`);
+    this.jobId = jobId;
+    this.state = state;
   }
 }
 
 /** The same Idempotency-Key was sent before with a different body. */
 export class IdempotencyKeyReusedError extends ServiceError {
   readonly statusCode = 422;
-  constructor(readonly jobId: string) {
+  readonly jobId: string;
+  constructor(jobId: string) {
     super(`Idempotency-Key was already used for job ${jobId} with a different request body; use a new key for a new job`);
+    this.jobId = jobId;
   }
 }
 
@@ -55,14 +59,15 @@ export class QueueUnavailableError extends ServiceError {
 /** Cancelling a job that has already published (or is publishing) its model: too late, nothing to stop. */
 export class JobAlreadyPublishedError extends ServiceError {
   readonly statusCode = 409;
-  constructor(
-    readonly jobId: string,
-    readonly version: string | null,
-  ) {
+  readonly jobId: string;
+  readonly version: string | null;
+  constructor(jobId: string, version: string | null) {
     super(
       version
         ? `job ${jobId} is completed: it published model version ${version}, so it can no longer be cancelled (delete the version or promote another instead)`
         : `job ${jobId} is publishing its model version; it can no longer be cancelled`,
     );
+    this.jobId = jobId;
+    this.version = version;
   }
 }

@@ -25,11 +25,10 @@ export class LossCurveBuilder {
   private readonly curve: LossCurve;
   private pendingSum = 0;
   private pendingCount = 0;
+  private readonly maxPoints: number;
 
-  constructor(
-    start: LossCurve = emptyLossCurve(),
-    private readonly maxPoints = LOSS_CURVE_MAX_POINTS,
-  ) {
+  constructor(start: LossCurve = emptyLossCurve(), maxPoints: number = LOSS_CURVE_MAX_POINTS) {
+    this.maxPoints = maxPoints;
     this.curve = { batchesPerPoint: start.batchesPerPoint, points: [...start.points] };
   }
 

@@ -75,12 +75,14 @@ class ProgressReporter {
   private lastWrite = 0;
   private started = false;
   private writing: Promise<void> = Promise.resolve();
+  private readonly job: Job<JobData, JobResult>;
+  private readonly intervalMs: number;
+  private readonly logger: Logger;
 
-  constructor(
-    private readonly job: Job<JobData, JobResult>,
-    private readonly intervalMs: number,
-    private readonly logger: Logger,
-  ) {
+  constructor(job: Job<JobData, JobResult>, intervalMs: number, logger: Logger) {
+    this.job = job;
+    this.intervalMs = intervalMs;
+    this.logger = logger;
     // Metrics of earlier attempts stay; the batch and resume marker are this attempt's.
     this.record = { ...readProgress(job.progress), batch: null, resumedFromEpoch: null };
     this.lossCurve = new LossCurveBuilder(this.record.lossCurve);

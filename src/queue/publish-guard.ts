@@ -47,11 +47,12 @@ return false`;
 
 export class PublishGuard {
   private readonly keys: ReturnType<typeof serviceKeys>;
+  private readonly redis: Redis;
+  private readonly prefix: string;
 
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-  ) {
+  constructor(redis: Redis, prefix: string) {
+    this.redis = redis;
+    this.prefix = prefix;
     this.keys = serviceKeys(prefix);
   }
 

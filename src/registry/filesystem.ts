@@ -63,6 +63,7 @@ export interface FileSystemRegistryOptions {
 }
 
 export class FileSystemRegistry implements ModelRegistry {
+  readonly root: string;
   readonly versionsDir: string;
   readonly defaultModel: string;
   private readonly claimsDir: string;
@@ -70,10 +71,8 @@ export class FileSystemRegistry implements ModelRegistry {
   private readonly deletedDir: string;
   private readonly defaultsDir: string;
 
-  constructor(
-    readonly root: string,
-    options: FileSystemRegistryOptions = {},
-  ) {
+  constructor(root: string, options: FileSystemRegistryOptions = {}) {
+    this.root = root;
     this.versionsDir = join(root, 'versions');
     this.claimsDir = join(root, '.claims');
     this.jobsDir = join(root, '.jobs');

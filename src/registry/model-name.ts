@@ -19,8 +19,10 @@ export const MODEL_NAME_RULE = `a model name: 1–63 of a-z 0-9 . _ - starting w
 
 export class InvalidModelNameError extends ServiceError {
   readonly statusCode = 400;
-  constructor(readonly modelName: string) {
+  readonly modelName: string;
+  constructor(modelName: string) {
     super(`invalid model name ${JSON.stringify(modelName)}: expected ${MODEL_NAME_RULE}`);
+    this.modelName = modelName;
   }
 }
 

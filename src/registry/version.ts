@@ -15,8 +15,10 @@ export const LATEST_ALIAS = 'latest';
 export class InvalidVersionError extends ServiceError {
   readonly statusCode = 400;
   override readonly problemTitle = 'Invalid model version';
-  constructor(readonly version: string) {
+  readonly version: string;
+  constructor(version: string) {
     super(`invalid model version ${JSON.stringify(version)}: expected an id like ${VERSION_EXAMPLE} or "${LATEST_ALIAS}"`);
+    this.version = version;
   }
 }
 

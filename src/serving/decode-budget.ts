@@ -11,8 +11,11 @@ import { PixelBudgetExceededError, UnprocessableInputError } from './errors.ts';
 export class DecodeSlots {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  readonly limit: number;
 
-  constructor(readonly limit: number) {}
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));

@@ -17,11 +17,14 @@ export type { FoldedWeights, PlainTensor };
 type Folded = { [K in keyof FoldedTensors]: FoldedTensors[K] };
 
 export class InferenceNet {
-  private constructor(
-    /** The architecture's conv blocks (seed or compact). */
-    readonly layout: readonly ConvBlock[],
-    private readonly folded: Folded,
-  ) {}
+  /** The architecture's conv blocks (seed or compact). */
+  readonly layout: readonly ConvBlock[];
+  private readonly folded: Folded;
+
+  private constructor(layout: readonly ConvBlock[], folded: Folded) {
+    this.layout = layout;
+    this.folded = folded;
+  }
 
   /** Rebuilds a net from weights folded elsewhere (foldedWeights(), e.g. sent to an inference thread). */
   static fromFolded(layout: readonly ConvBlock[], weights: FoldedWeights): InferenceNet {

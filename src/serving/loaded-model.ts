@@ -75,13 +75,10 @@ export class LoadedModel {
   private leases = 0;
   private retired = false;
   private disposed = false;
+  private readonly runner: Runner;
 
-  private constructor(
-    metadata: ServingMetadata,
-    private readonly runner: Runner,
-    batching: MicroBatcherOptions,
-    onBatch?: (version: string, size: number) => void,
-  ) {
+  private constructor(metadata: ServingMetadata, runner: Runner, batching: MicroBatcherOptions, onBatch?: (version: string, size: number) => void) {
+    this.runner = runner;
     this.info = { model: metadata.model ?? metadata.dataset, version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
     this.normalization = normalizationOf(metadata);
     // One batch per inference thread in flight; the others queue, so each next batch takes the oldest images.

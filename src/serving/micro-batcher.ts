@@ -34,13 +34,16 @@ export class MicroBatcher<I, O> {
   private running = 0;
   private batchesRunning = 0;
   private idleWaiters: (() => void)[] = [];
+  private readonly run: (inputs: I[]) => Promise<O[]>;
+  private readonly options: MicroBatcherOptions;
+  private readonly onBatch?: (size: number) => void;
 
   /** `run` maps a batch of inputs to their outputs, in order; `onBatch` sees each batch's size (metrics). */
-  constructor(
-    private readonly run: (inputs: I[]) => Promise<O[]>,
-    private readonly options: MicroBatcherOptions,
-    private readonly onBatch?: (size: number) => void,
-  ) {}
+  constructor(run: (inputs: I[]) => Promise<O[]>, options: MicroBatcherOptions, onBatch?: (size: number) => void) {
+    this.run = run;
+    this.options = options;
+    this.onBatch = onBatch;
+  }
 
   /** Images queued or in a running forward pass. */
   get inFlight(): number {

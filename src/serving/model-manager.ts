@@ -69,8 +69,10 @@ export class ModelManager {
   private subscription: ModelSubscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly options: ModelManagerOptions;
 
-  constructor(private readonly options: ModelManagerOptions) {
+  constructor(options: ModelManagerOptions) {
+    this.options = options;
     this.defaultModel = checkModelName(options.defaultModel ?? DEFAULT_MODEL_NAME);
   }
 

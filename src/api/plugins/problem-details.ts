@@ -39,15 +39,21 @@ export interface Problem {
 
 /** Throw from a route to answer with a specific problem. `slug` names the problem type. */
 export class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    readonly slug: string,
-    readonly title: string,
-    readonly detail: string,
-    readonly errors?: FieldError[],
-    readonly headers: Record<string, string> = {},
-  ) {
+  readonly status: number;
+  readonly slug: string;
+  readonly title: string;
+  readonly detail: string;
+  readonly errors?: FieldError[];
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, slug: string, title: string, detail: string, errors?: FieldError[], headers: Record<string, string> = {}) {
     super(detail);
+    this.status = status;
+    this.slug = slug;
+    this.title = title;
+    this.detail = detail;
+    this.errors = errors;
+    this.headers = headers;
     this.name = 'HttpProblem';
   }
 }
