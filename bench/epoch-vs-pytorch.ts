@@ -66,7 +66,7 @@ async function digitsEpoch(threads: number, architecture: string, root = ROOT) {
   try {
     const { stdout } = await execFileAsync(
       process.execPath,
-      [join(root, 'bin/digits.mjs'), 'train', '--data-dir', dataDir, '--architecture', architecture, '--epochs', '1', '--engine', 'wasm', '--json', '--out', out],
+      [join(root, 'bin/digits.mjs'), 'train', '--recipe', 'seed', '--data-dir', dataDir, '--architecture', architecture, '--epochs', '1', '--engine', 'wasm', '--json', '--out', out],
       { env: { ...process.env, WASM_THREADS: String(threads) }, maxBuffer: 16 * 1024 * 1024 },
     );
     return epochLine(stdout);

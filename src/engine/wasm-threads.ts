@@ -54,7 +54,7 @@ export function wasmThreadsInUse(): number {
 interface EmscriptenModule {
   cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: number[]) => number;
   tfjs?: Record<string, unknown>;
-  PThread: { runningWorkers: { unref(): void }[]; unusedWorkers: { unref(): void }[] };
+  PThread: { runningWorkers: { unref(): void }[]; unusedWorkers: { unref(): void; terminate(): Promise<number> }[] };
 }
 
 async function createThreadedBackend(threads: number): Promise<tf.KernelBackend> {
@@ -95,6 +95,11 @@ async function createThreadedBackend(threads: number): Promise<tf.KernelBackend>
   };
   setThreadsCount(threads);
   const backend = new BackendWasm(module as unknown as ConstructorParameters<typeof BackendWasm>[0]);
+  // Emscripten pre-starts a pool of 8 pthread workers, each a Node worker thread with its own
+  // V8 heap (~12 MB RSS); by now XNNPACK's pool has taken the `threads - 1` it runs on, so the
+  // rest only cost memory (~85 MB with 2 threads). Emscripten starts a new one should a later
+  // pthread_create find the pool empty.
+  for (const worker of module.PThread.unusedWorkers.splice(0)) void worker.terminate();
   // XNNPACK's pool threads run for the life of the process; Emscripten refs their workers,
   // which would keep Node from exiting when the program is done.
   for (const worker of [...module.PThread.runningWorkers, ...module.PThread.unusedWorkers]) worker.unref();
