@@ -4,7 +4,8 @@
 // README's Markdown table; an unfinished run counts as unfinished, never as a result.
 // Runs whose hyper-parameters differ from their preset's current values (screened variants,
 // `bench/full-recipe.ts --overrides`, or the preset as it was before a change) form their own
-// rows, with the differences in the "variant" column.
+// rows, with the differences in the "variant" column. The PyTorch reference's `seed` recipe
+// runs (bench/pytorch-recipe.ts) get a row of their own.
 //   npx tsx bench/recipe-table.ts
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -47,6 +48,15 @@ for (const file of files) {
   if (result.seed < 1 || result.seed > 5) continue;
   const recipe = result.recipe ?? PRESETS.seed;
   const key = `${recipe.preset} | ${variantOf(recipe)} | ${recipe.architecture} | ${recipe.epochs}`;
+  groups.set(key, [...(groups.get(key) ?? []), { file, result }]);
+}
+
+// The PyTorch reference's seed recipe on the same seed numbers (bench/pytorch-recipe.ts): its own
+// row, beside ours (different frameworks draw different initial weights from one seed number).
+for (const file of (await readdir(dir)).filter((f) => /^pytorch-seed-recipe-seed\d+\.json$/.test(f))) {
+  const result = JSON.parse(await readFile(join(dir, file), 'utf8')) as Result;
+  if (result.seed < 1 || result.seed > 5) continue;
+  const key = 'seed, PyTorch reference | as preset | seed | 19';
   groups.set(key, [...(groups.get(key) ?? []), { file, result }]);
 }
 
