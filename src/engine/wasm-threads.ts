@@ -54,7 +54,7 @@ export function wasmThreadsInUse(): number {
 interface EmscriptenModule {
   cwrap(name: string, returnType: string | null, argTypes: string[]): (...args: number[]) => number;
   tfjs?: Record<string, unknown>;
-  PThread: { runningWorkers: { unref(): void }[]; unusedWorkers: { unref(): void; terminate(): Promise<number> }[] };
+  PThread: { runningWorkers: { unref(): void }[]; unusedWorkers: { terminate(): Promise<number> }[] };
 }
 
 async function createThreadedBackend(threads: number): Promise<tf.KernelBackend> {
@@ -102,7 +102,7 @@ async function createThreadedBackend(threads: number): Promise<tf.KernelBackend>
   for (const worker of module.PThread.unusedWorkers.splice(0)) void worker.terminate();
   // XNNPACK's pool threads run for the life of the process; Emscripten refs their workers,
   // which would keep Node from exiting when the program is done.
-  for (const worker of [...module.PThread.runningWorkers, ...module.PThread.unusedWorkers]) worker.unref();
+  for (const worker of module.PThread.runningWorkers) worker.unref();
   return backend;
 }
 
