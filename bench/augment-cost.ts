@@ -3,11 +3,12 @@
 // min / median / max) so a busy machine's noise in a whole epoch does not hide it. Compare
 // with an epoch's seconds in bench/results/full-recipe-*.json on the same machine.
 //   npx tsx bench/augment-cost.ts [--out bench/results/augment-cost.json]
-import { cpus, loadavg } from 'node:os';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/data/datasets.ts';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage } from './machine.ts';
 import { deriveSeed } from '../src/lib/random.ts';
 import { augmentImages } from '../src/training/augment.ts';
 import { FAST_RECIPE } from '../src/training/recipe.ts';
@@ -33,7 +34,7 @@ const result = {
   command: `npx tsx bench/augment-cost.ts ${process.argv.slice(2).join(' ')}`,
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
-  loadBefore: loadavg().map((l) => Math.round(l * 100) / 100),
+  loadBefore: loadAverage(),
   augmentation: FAST_RECIPE.augmentation,
   secondsPerEpoch: { min: seconds[0], median: seconds[1], max: seconds[2] },
 };

@@ -12,10 +12,11 @@
 // has only the seed net; the compact net's ratio is to that same time.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage, machineInfo } from './machine.ts';
 
 const execFileAsync = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '..');
@@ -123,9 +124,9 @@ const result = {
   benchmark: 'one training epoch of the seed recipe, digits (wasm) vs the PyTorch reference, alternating',
   command: `npx tsx bench/epoch-vs-pytorch.ts ${process.argv.slice(2).join(' ')}`,
   date: new Date().toISOString(),
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  machine: machineInfo(),
   loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
-  loadAverageAfter: loadavg().map((l) => Math.round(l * 100) / 100),
+  loadAverageAfter: loadAverage(),
   pytorch: { threads: 2, epochSeconds: pytorchSeconds, medianEpochSeconds: pytorchMedian },
   physicalLimitSeconds: PHYSICAL_LIMIT_SECONDS,
   ...(values.baseline ? { baseline: baselineSummary() } : {}),

@@ -8,10 +8,10 @@
 //     [--overrides '{"weightDecay":1e-4}' --tag wd1e-4]
 // --overrides screens a variant of the preset (any Recipe fields, as JSON); --tag names its
 // files (results and run directory) so attempts do not overwrite each other or the preset's.
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage, machineInfo } from './machine.ts';
 import * as tf from '@tensorflow/tfjs';
 import { initEngine } from '../src/engine/index.ts';
 import { loadCheckpoint } from '../src/training/checkpoint.ts';
@@ -55,7 +55,7 @@ const prefix = [
   values.tag === undefined ? '' : `${values.tag}-`,
 ].join('');
 const started = new Date().toISOString();
-const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+const machine = machineInfo();
 const epochs: EpochMetrics[] = [];
 const write = async (engine: string, done: boolean) => {
   const file = join(import.meta.dirname, 'results', `full-recipe-${prefix}${engine}-seed${seed}.json`);
@@ -65,7 +65,7 @@ const write = async (engine: string, done: boolean) => {
     JSON.stringify(
       {
         benchmark: `full ${preset} recipe, ${architecture} architecture, ${recipe.epochs} epochs, MNIST`,
-        load: loadavg().map((l) => Math.round(l * 100) / 100),
+        load: loadAverage(),
         recipe,
         command: `npx tsx bench/full-recipe.ts ${process.argv.slice(2).join(' ')}`,
         started,

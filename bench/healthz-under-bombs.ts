@@ -24,6 +24,7 @@ import { freePort, startRedisServer } from '../src/lib/redis-server.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { seedNetOutput } from '../test/helpers/serving.ts';
 import { png } from '../test/helpers/png.ts';
+import { loadAverage } from './machine.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 10);
@@ -55,7 +56,7 @@ function call(url: string, method: string, body?: Buffer): Promise<{ status: num
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const round = (x: number) => Math.round(x * 10) / 10;
-const load = () => os.loadavg().map((l) => Math.round(l * 100) / 100);
+const load = loadAverage;
 
 async function scenario(base: string, body: Buffer | undefined) {
   let running = true;

@@ -27,6 +27,7 @@ import { readIdxImages } from '../src/data/idx.ts';
 import { freePort, startRedisServer } from '../src/lib/redis-server.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { seedNetOutput } from '../test/helpers/serving.ts';
+import { loadAverage } from './machine.ts';
 
 interface AutocannonResult {
   requests: { average: number };
@@ -158,7 +159,7 @@ const spread = (values: number[]) =>
   values.length === 0 ? { min: null, median: null, max: null } : { min: Math.min(...values), median: median(values), max: Math.max(...values) };
 
 async function main(): Promise<void> {
-  const loadAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
+  const loadAtStart = loadAverage();
   const pngs = await samplePngs(BATCH);
   const payloads: Record<'single' | 'batch', Payload> = {
     single: { name: 'single PNG', contentType: 'image/png', body: pngs[0]!, images: 1 },
@@ -282,7 +283,7 @@ async function main(): Promise<void> {
         cpus: os.cpus().length,
         cpuModel: os.cpus()[0]?.model,
         loadAverageAtStart: loadAtStart,
-        loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
+        loadAverageAtEnd: loadAverage(),
         node: process.version,
         note: 'shared by six engineers; load1 is recorded after every run',
       },

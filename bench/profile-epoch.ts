@@ -10,12 +10,12 @@
 // Writes bench/results/epoch-profile[-TAG].json (ms per step per category, top entries).
 import * as tf from '@tensorflow/tfjs';
 import { Session } from 'node:inspector/promises';
-import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDataset } from '../src/data/datasets.ts';
 import { initEngine } from '../src/engine/index.ts';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage } from './machine.ts';
 import { deriveSeed, permutation } from '../src/lib/random.ts';
 import { seedNetWeights } from '../src/model/forward.ts';
 import { buildSeedNet, DROPOUT_RATE } from '../src/model/seed-net.ts';
@@ -97,7 +97,7 @@ const result = {
   command: `WASM_THREADS=${process.env.WASM_THREADS ?? ''} npx tsx bench/profile-epoch.ts ${process.argv.slice(2).join(' ')}`,
   date: new Date().toISOString(),
   engine: engine.label,
-  loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
+  loadAverage: loadAverage(),
   steps,
   wallMsPerStep: Math.round((wallMs / steps) * 100) / 100,
   projectedEpochSeconds: Math.round((wallMs / steps) * Math.ceil(60_000 / BATCH)) / 1000,

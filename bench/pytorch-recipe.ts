@@ -6,10 +6,10 @@
 //   npx tsx bench/pytorch-recipe.ts --data-dir ../shared/data/mnist --seed 1 [--threads 1] [--epochs 19]
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage, machineInfo } from './machine.ts';
 
 const { values } = parseArgs({
   options: {
@@ -32,7 +32,7 @@ const seed = Number(values.seed);
 const args = [resolve(values.script), '--data-dir', resolve(values['data-dir']), '--seed', String(seed), '--threads', values.threads, '--epochs', values.epochs];
 const file = join(import.meta.dirname, 'results', `pytorch-seed-recipe-seed${seed}.json`);
 const started = new Date().toISOString();
-const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+const machine = machineInfo();
 const epochs: PytorchEpoch[] = [];
 const write = (finished: boolean) =>
   writeFileAtomic(
@@ -40,7 +40,7 @@ const write = (finished: boolean) =>
     JSON.stringify(
       {
         benchmark: `PyTorch reference, seed recipe, ${values.epochs} epochs, MNIST, ${values.threads} thread(s)`,
-        load: loadavg().map((l) => Math.round(l * 100) / 100),
+        load: loadAverage(),
         command: `npx tsx bench/pytorch-recipe.ts ${process.argv.slice(2).join(' ')}`,
         reference: `${values.python} ${args.join(' ')}`,
         started,

@@ -12,6 +12,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage } from './machine.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
@@ -80,7 +81,7 @@ const result = {
   date: new Date().toISOString(),
   threads: Number(values.threads),
   loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
-  loadAverageAfter: loadavg().map((l) => Math.round(l * 100) / 100),
+  loadAverageAfter: loadAverage(),
   rssWhileTrainingMiB: { min: Math.min(...training.map((s) => s.rssMiB)), max: max(training.map((s) => s.rssMiB)) },
   peakRssMiB: max(samples.map((s) => s.rssMiB)),
   vmHwmMiB: Math.round(peakHwm),

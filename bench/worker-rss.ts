@@ -14,6 +14,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
+import { loadAverage } from './machine.ts';
 import { createLogger } from '../src/lib/logger.ts';
 import { startRedisServer } from '../src/lib/redis-server.ts';
 import { JobsService } from '../src/queue/jobs-service.ts';
@@ -107,7 +108,7 @@ const result = {
   threads: Number(values.threads),
   epochs: Number(values.epochs),
   loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
-  loadAverageAfter: loadavg().map((l) => Math.round(l * 100) / 100),
+  loadAverageAfter: loadAverage(),
   // From epoch 2 (one epoch: from its first batch on, its evaluation included): the data set
   // is loaded and, from epoch 2, an evaluation (the other peak) has run.
   rssWhileTrainingMiB: summary(samples.filter((s) => s.epoch >= Math.min(2, Number(values.epochs))).map((s) => s.rssMiB)),
