@@ -335,12 +335,18 @@ describe('inference threads (InferencePool)', () => {
       await LoadedModel.fromLayersModel(buildSeedNet(4), metadata('v0001-aaaaaa'), { maxBatch: 8, maxWaitMs: 0, pool }),
       await LoadedModel.fromLayersModel(buildSeedNet(5), metadata('v0002-bbbbbb'), { maxBatch: 8, maxWaitMs: 0, pool }),
     ];
-    const inputs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => local.normalize(strokePixels(n)));
+    const inputs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map((n) => strokePixels(n));
     const expected = await local.predict(inputs);
     // 11 images, batches of at most 8, two threads: concurrent batches of both models.
     const [a, b] = await Promise.all([threadedA.predict(inputs), threadedB.predict(inputs)]);
     a.forEach((p, i) => p.probabilities.forEach((v, k) => expect(v).toBeCloseTo(expected[i]!.probabilities[k]!, 6)));
     expect(b.map((p) => p.probabilities[0])).not.toEqual(a.map((p) => p.probabilities[0])); // the other model's weights
+    // A batch bigger than the threads' first shared slabs (64 images): they grow, same numbers.
+    const wide = await LoadedModel.fromLayersModel(buildSeedNet(4), metadata('v0001-aaaaaa'), { maxBatch: 80, maxWaitMs: 0, pool });
+    const many = Array.from({ length: 70 }, (_, i) => inputs[i % inputs.length]!);
+    const [wideOut, twice] = await Promise.all([wide.predict(many), wide.predict(many)]);
+    for (const out of [wideOut, twice]) out.forEach((p, i) => p.probabilities.forEach((v, k) => expect(v).toBeCloseTo(expected[i % inputs.length]!.probabilities[k]!, 6)));
+    wide.retire();
     threadedB.retire(); // unloaded from the threads; A still serves
     await expect(threadedA.predict(inputs.slice(0, 1))).resolves.toHaveLength(1);
     await pool.close();

@@ -2,7 +2,6 @@
 // config in one place and handed to buildApp. `digits serve` / `digits up`
 // (server.ts) and the tests build the API the same way, so what a test runs is
 // what production runs, on the test's Redis and prefix.
-import { initEngine } from '../engine/index.ts';
 import type { Config } from '../lib/config.ts';
 import type { Logger } from '../lib/logger.ts';
 import { connectRedis, logConnectionLoss, redisSettings, type RedisSettings } from '../lib/redis.ts';
@@ -40,10 +39,6 @@ export interface ApiServicesOptions {
 
 export async function createApiServices(config: Config, options: ApiServicesOptions): Promise<ApiServices> {
   const { logger } = options;
-  // The engine is process-wide state: chosen here, before anything loads a model. With inference
-  // threads, this thread's tfjs only loads and folds models: one wasm thread is enough, and the
-  // threaded wasm build's extra threads cost about 75 MB of RSS.
-  await initEngine(config.inferenceThreads > 0 ? { ...config, wasmThreads: 1 } : config);
   const registry = options.registry ?? new FileSystemRegistry(config.modelDir, { defaultModel: config.defaultModel });
   const redis = options.redis === false ? undefined : redisSettings(config);
   // Connections are lazy and fail fast: while Redis is down, job routes answer 503
@@ -53,6 +48,10 @@ export async function createApiServices(config: Config, options: ApiServicesOpti
   const metrics = new ServiceMetrics(jobs);
   // Forward passes on worker threads, so the event loop keeps parsing and decoding while a batch computes.
   const pool = config.inferenceThreads > 0 ? await startInferencePool(config, logger) : undefined;
+  // Without them they run here, on this process's engine (process-wide state, chosen before any model
+  // loads). With them this thread never loads tfjs: models are folded from their files (fold.ts),
+  // which saves the API about 30 MB of RSS.
+  if (!pool) await (await import('../engine/index.ts')).initEngine(config);
   const models = new ModelManager({
     registry,
     batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs, ...(pool ? { pool } : {}) },

@@ -2,50 +2,14 @@
 // that is saved, served and loadable in a browser) plus a functional forward pass
 // over the same variables, used by the training loop for speed and control.
 import * as tf from '@tensorflow/tfjs';
-import { ARCHITECTURE_NAMES, INPUT_SHAPE, NUM_CLASSES, type ArchitectureName } from './spec.ts';
+import { ARCHITECTURE_NAMES, ARCHITECTURES, BN_EPSILON, INPUT_SHAPE, NUM_CLASSES, type ArchitectureName } from './spec.ts';
+// The architectures' blocks live in spec.ts (no tfjs there: serving folds saved weights without it).
+export { ARCHITECTURES, BN_EPSILON, COMPACT_BLOCKS, COMPACT_TRAINABLE_PARAMS, CONV_BLOCKS, type ConvBlock } from './spec.ts';
 
 export const DROPOUT_RATE = 0.1;
 /** PyTorch's BatchNorm momentum 0.1 is tfjs's 0.9 (weight of the running value). */
 export const BN_MOMENTUM = 0.9;
-export const BN_EPSILON = 1e-5;
 export const EXPECTED_TRAINABLE_PARAMS = 14_320;
-
-export interface ConvBlock {
-  name: string;
-  filters: number;
-  dropout: boolean;
-  poolAfter: boolean;
-}
-
-/** The five conv → ReLU → BatchNorm blocks; `pool` marks the 2×2 average pool after a block. */
-export const CONV_BLOCKS: readonly ConvBlock[] = [
-  { name: 'block0', filters: 16, dropout: true, poolAfter: false },
-  { name: 'block1', filters: 16, dropout: true, poolAfter: false },
-  { name: 'block1d', filters: 16, dropout: true, poolAfter: true },
-  { name: 'block2', filters: 32, dropout: true, poolAfter: false },
-  { name: 'block3', filters: 16, dropout: false, poolAfter: false },
-];
-
-/**
- * The compact model: the seed net's topology and building blocks (bias-free 3×3 convs,
- * ReLU → BN → dropout, one 2×2 pool, GAP, 1×1 head) with fewer channels where the
- * maps are largest, so it has about half the parameters and FLOPs: 7,568 trainable.
- */
-export const COMPACT_BLOCKS: readonly ConvBlock[] = [
-  { name: 'block0', filters: 8, dropout: true, poolAfter: false },
-  { name: 'block1', filters: 12, dropout: true, poolAfter: false },
-  { name: 'block1d', filters: 16, dropout: true, poolAfter: true },
-  { name: 'block2', filters: 16, dropout: true, poolAfter: false },
-  { name: 'block3', filters: 16, dropout: false, poolAfter: false },
-];
-export const COMPACT_TRAINABLE_PARAMS = 7_568;
-
-
-/** Per architecture: its blocks and the tfjs model name that identifies it in a saved model.json. */
-export const ARCHITECTURES: Readonly<Record<ArchitectureName, { blocks: readonly ConvBlock[]; modelName: string }>> = {
-  seed: { blocks: CONV_BLOCKS, modelName: 'seed_net' },
-  compact: { blocks: COMPACT_BLOCKS, modelName: 'compact_net' },
-};
 
 /** The architecture of a built or loaded model, from its name (model.json keeps it). */
 export function architectureOf(model: tf.LayersModel): ArchitectureName {

@@ -11,6 +11,46 @@
 export const ARCHITECTURE_NAMES = ['seed', 'compact'] as const;
 export type ArchitectureName = (typeof ARCHITECTURE_NAMES)[number];
 
+export interface ConvBlock {
+  name: string;
+  filters: number;
+  dropout: boolean;
+  poolAfter: boolean;
+}
+
+/** The five conv → ReLU → BatchNorm blocks; `pool` marks the 2×2 average pool after a block. */
+export const CONV_BLOCKS: readonly ConvBlock[] = [
+  { name: 'block0', filters: 16, dropout: true, poolAfter: false },
+  { name: 'block1', filters: 16, dropout: true, poolAfter: false },
+  { name: 'block1d', filters: 16, dropout: true, poolAfter: true },
+  { name: 'block2', filters: 32, dropout: true, poolAfter: false },
+  { name: 'block3', filters: 16, dropout: false, poolAfter: false },
+];
+
+/**
+ * The compact model: the seed net's topology and building blocks (bias-free 3×3 convs,
+ * ReLU → BN → dropout, one 2×2 pool, GAP, 1×1 head) with fewer channels where the
+ * maps are largest, so it has about half the parameters and FLOPs: 7,568 trainable.
+ */
+export const COMPACT_BLOCKS: readonly ConvBlock[] = [
+  { name: 'block0', filters: 8, dropout: true, poolAfter: false },
+  { name: 'block1', filters: 12, dropout: true, poolAfter: false },
+  { name: 'block1d', filters: 16, dropout: true, poolAfter: true },
+  { name: 'block2', filters: 16, dropout: true, poolAfter: false },
+  { name: 'block3', filters: 16, dropout: false, poolAfter: false },
+];
+export const COMPACT_TRAINABLE_PARAMS = 7_568;
+
+
+/** Per architecture: its blocks and the tfjs model name that identifies it in a saved model.json. */
+export const ARCHITECTURES: Readonly<Record<ArchitectureName, { blocks: readonly ConvBlock[]; modelName: string }>> = {
+  seed: { blocks: CONV_BLOCKS, modelName: 'seed_net' },
+  compact: { blocks: COMPACT_BLOCKS, modelName: 'compact_net' },
+};
+
+/** BatchNorm's ε (PyTorch's and tfjs's default), in training and in serving's folding. */
+export const BN_EPSILON = 1e-5;
+
 /** Images are square, IMAGE_SIDE × IMAGE_SIDE, one grey channel. */
 export const IMAGE_SIDE = 28;
 /** Pixels per image (784). */
@@ -35,14 +75,20 @@ export function normalisationTable({ mean, std }: Normalization): Float32Array {
 
 /** Pixel values 0–255 → network input, x' = (x/255 − mean) / std (the same arithmetic in training and serving). */
 export function normalisePixels(pixels: ArrayLike<number>, normalization: Normalization | Float32Array): Float32Array {
+  const out = new Float32Array(pixels.length);
+  normaliseInto(out, 0, pixels, normalization);
+  return out;
+}
+
+/** normalisePixels written into `out` from index `offset` (a batch being assembled), allocating nothing for a table given. */
+export function normaliseInto(out: Float32Array, offset: number, pixels: ArrayLike<number>, normalization: Normalization | Float32Array): void {
   if (!(pixels instanceof Uint8Array)) {
     if (normalization instanceof Float32Array) throw new TypeError('a normalisation table needs uint8 pixels');
     const { mean, std } = normalization;
-    return Float32Array.from(pixels, (value) => (value / 255 - mean) / std);
+    for (let i = 0; i < pixels.length; i++) out[offset + i] = (pixels[i]! / 255 - mean) / std;
+    return;
   }
-  // Whole data sets (47 M bytes for MNIST): through the table, the same values.
+  // Whole data sets (47 M bytes for MNIST) and every served image: through the table, the same values.
   const table = normalization instanceof Float32Array ? normalization : normalisationTable(normalization);
-  const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) out[i] = table[pixels[i]!]!;
-  return out;
+  for (let i = 0; i < pixels.length; i++) out[offset + i] = table[pixels[i]!]!;
 }

@@ -1,4 +1,4 @@
-// The serving forward pass over folded weights (inference-net.ts explains the
+// The serving forward pass over folded weights (fold.ts explains the
 // folding): five fused conv+bias+ReLU kernels, one pool, a global mean and the
 // head. Plain JavaScript so that inference threads (inference-thread.mjs) can run
 // it without the TypeScript loader, which costs about 60 MB per thread; InferenceNet
@@ -18,7 +18,7 @@ export function foldedLogits(layout, folded, x) {
   });
 }
 
-/** Tensors from plain { shape, data } weights (as InferenceNet.foldedWeights() gives them). */
+/** Tensors from plain { shape, data } weights (as fold.ts gives them). */
 export function foldedTensors(weights) {
   const tensor = ({ shape, data }) => tf.tensor(data, shape);
   return {

@@ -1,17 +1,14 @@
 // The seed network rewritten for serving, about twice as fast as forwardInfer
-// (src/model/forward.ts) and equal to it up to float rounding. At inference each
-// BatchNorm is a fixed per-channel affine map y = a·h + b applied after a ReLU,
-// so it folds into whatever linear step comes next: the next conv (kernel scaled
-// by a over its input channels, plus a bias from b; exact because the convs are
-// 'valid', every window sees no padding) or, for the last block, the head (the
-// global mean is linear too). What is left is five fused conv+bias+ReLU kernels,
-// one pool, a mean and a matrix product (folded-forward.mjs, shared with the inference threads).
+// (src/model/forward.ts) and equal to it up to float rounding: the BatchNorms folded
+// into the convs and the head (fold.ts), then five fused conv+bias+ReLU kernels, one
+// pool, a mean and a matrix product (folded-forward.mjs, shared with the inference threads).
+// Used where forward passes run on this thread (INFERENCE_THREADS=0, the CLI, benchmarks).
 import * as tf from '@tensorflow/tfjs';
-import type { SeedNetWeights } from '../model/forward.ts';
-import { BN_EPSILON, type ConvBlock } from '../model/seed-net.ts';
-import { foldedLogits, foldedTensors, type FoldedTensors, type FoldedWeights, type PlainTensor } from './folded-forward.mjs';
-
-export type { FoldedWeights, PlainTensor };
+import { seedNetWeights, type SeedNetWeights } from '../model/forward.ts';
+import { architectureOf, type ConvBlock } from '../model/seed-net.ts';
+import { ARCHITECTURE_NAMES, ARCHITECTURES, INPUT_SHAPE } from '../model/spec.ts';
+import { foldSeedNet, type FoldedModel, type WeightLookup } from './fold.ts';
+import { foldedLogits, foldedTensors, type FoldedTensors, type FoldedWeights } from './folded-forward.mjs';
 
 // A type, not an interface: tf.tidy returns only containers with an index signature.
 type Folded = { [K in keyof FoldedTensors]: FoldedTensors[K] };
@@ -26,36 +23,27 @@ export class InferenceNet {
     this.folded = folded;
   }
 
-  /** Rebuilds a net from weights folded elsewhere (foldedWeights(), e.g. sent to an inference thread). */
+  /** A net on weights folded by fold.ts. */
   static fromFolded(layout: readonly ConvBlock[], weights: FoldedWeights): InferenceNet {
     return new InferenceNet(layout, foldedTensors(weights));
   }
 
-  /** Folds the BatchNorms of `weights` into new tensors; `weights` can be disposed afterwards. */
+  /** Folds the BatchNorms of `weights` (fold.ts) into new tensors; `weights` can be disposed afterwards. */
   static fold(weights: SeedNetWeights): InferenceNet {
-    const folded = tf.tidy((): Folded => {
-      const affine = weights.blocks.map((block) => {
-        const scale = tf.div(block.gamma, tf.sqrt(tf.add(block.movingVariance.read(), BN_EPSILON)));
-        return { scale, shift: tf.sub(block.beta, tf.mul(block.movingMean.read(), scale)) };
-      });
-      const kernels: tf.Tensor4D[] = [];
-      const biases: tf.Tensor1D[] = [];
-      weights.blocks.forEach((block, i) => {
-        const previous = affine[i - 1];
-        const kernel = block.kernel as tf.Tensor4D;
-        kernels.push(previous ? tf.mul(kernel, previous.scale.reshape([1, 1, -1, 1])) : kernel.clone());
-        biases.push(previous ? tf.sum(tf.mul(kernel, previous.shift.reshape([1, 1, -1, 1])), [0, 1, 2]) : tf.zeros([kernel.shape[3]]));
-      });
-      const last = affine.at(-1)!;
-      const head = weights.head.reshape([weights.head.shape[2]!, weights.head.shape[3]!]) as tf.Tensor2D;
-      return {
-        kernels,
-        biases,
-        headKernel: tf.mul(head, last.scale.reshape([-1, 1])),
-        headBias: tf.matMul(last.shift.reshape([1, -1]), head).reshape([-1]),
-      };
-    }) as Folded;
-    return new InferenceNet(weights.layout, folded);
+    const architecture = ARCHITECTURE_NAMES.find((name) => ARCHITECTURES[name].blocks === weights.layout);
+    if (!architecture) throw new Error('these weights are of no known architecture');
+    const folded = foldSeedNet(architecture, lookupIn(weights));
+    return InferenceNet.fromFolded(folded.layout, folded.weights);
+  }
+
+  /** Softmax outputs [count × classes] of `count` normalised images, one after another in `batch`. */
+  async probabilities(batch: Float32Array, count: number): Promise<Float32Array> {
+    const probabilities = tf.tidy(() => tf.softmax(this.logits(tf.tensor4d(batch, [count, ...INPUT_SHAPE]))));
+    try {
+      return (await probabilities.data()) as Float32Array;
+    } finally {
+      probabilities.dispose();
+    }
   }
 
   /** Logits for a batch [N, 28, 28, 1] of normalised images. */
@@ -63,15 +51,33 @@ export class InferenceNet {
     return foldedLogits(this.layout, this.folded, x);
   }
 
-  /** The folded weights as plain arrays with their tfjs shapes (for export to other formats, e.g. ONNX). */
-  foldedWeights(): FoldedWeights {
-    const { kernels, biases, headKernel, headBias } = this.folded;
-    const plain = (t: tf.Tensor) => ({ shape: t.shape, data: t.dataSync() as Float32Array });
-    return { kernels: kernels.map(plain), biases: biases.map(plain), headKernel: plain(headKernel), headBias: plain(headBias) };
-  }
-
   dispose(): void {
     const { kernels, biases, headKernel, headBias } = this.folded;
     tf.dispose([...kernels, ...biases, headKernel, headBias]);
   }
+}
+
+/** A layers model of the seed-net family, folded (fold.ts); the model is left as it is. */
+export function foldedOf(model: tf.LayersModel): FoldedModel {
+  const weights = seedNetWeights(model);
+  return foldSeedNet(architectureOf(model), lookupIn(weights));
+}
+
+/** The variables of `weights` by their saved names, as plain float32 arrays. */
+function lookupIn(weights: SeedNetWeights): WeightLookup {
+  const plain = (tensor: tf.Tensor) => ({ shape: tensor.shape, data: tensor.dataSync() as Float32Array });
+  const byName = new Map<string, () => tf.Tensor>([['block4_conv/kernel', () => weights.head]]);
+  weights.layout.forEach((block, i) => {
+    const w = weights.blocks[i]!;
+    byName.set(`${block.name}_conv/kernel`, () => w.kernel);
+    byName.set(`${block.name}_bn/gamma`, () => w.gamma);
+    byName.set(`${block.name}_bn/beta`, () => w.beta);
+    byName.set(`${block.name}_bn/moving_mean`, () => w.movingMean.read());
+    byName.set(`${block.name}_bn/moving_variance`, () => w.movingVariance.read());
+  });
+  return (name) => {
+    const tensor = byName.get(name);
+    if (!tensor) throw new Error(`the model has no weight ${name}`);
+    return plain(tensor());
+  };
 }

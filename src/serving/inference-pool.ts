@@ -4,10 +4,18 @@
 // from parsing and decoding the next requests on the other. Jobs go to the first
 // idle thread, else wait in one first-come-first-served queue (their number is
 // bounded by the micro-batchers, which keep at most one batch per thread in flight).
+//
+// Images and probabilities cross to a thread through two shared buffers it keeps
+// (a slab each way, grown when a batch does not fit), not a new transferred buffer per
+// batch: a transferred buffer is freed only when the receiving thread next collects
+// garbage, which one allocating almost nothing on its JS heap rarely does, so under load
+// tens of MB of them piled up in the API's malloc heap and fragmented it (RSS +40 %
+// after a load run; bench/api-rss.ts).
 import { Worker } from 'node:worker_threads';
 import type { EngineName } from '../engine/types.ts';
 import type { ConvBlock } from '../model/seed-net.ts';
-import type { FoldedWeights } from './inference-net.ts';
+import { IMAGE_PIXELS, NUM_CLASSES } from '../model/spec.ts';
+import type { FoldedWeights } from './folded-forward.mjs';
 import type { FromThread, ToThread } from './inference-thread.mjs';
 
 const THREAD = new URL('./inference-thread.mjs', import.meta.url);
@@ -21,20 +29,37 @@ export class InferenceThreadError extends Error {
 
 interface Job {
   model: number;
-  input: Float32Array;
   count: number;
+  /** Writes the batch's `count` normalised images (IMAGE_PIXELS values each) into the input slab. */
+  write: (input: Float32Array) => void;
   resolve: (probabilities: Float32Array) => void;
   reject: (error: Error) => void;
 }
+
+/** Shared buffers a thread reads a batch from and writes its probabilities to, sized in images. */
+class Slabs {
+  readonly images: number;
+  readonly input: Float32Array;
+  readonly output: Float32Array;
+  constructor(images: number) {
+    this.images = images;
+    this.input = new Float32Array(new SharedArrayBuffer(images * IMAGE_PIXELS * 4));
+    this.output = new Float32Array(new SharedArrayBuffer(images * NUM_CLASSES * 4));
+  }
+}
+
+/** Images a thread's slabs hold at first (the default MAX_BATCH); a bigger batch grows them. */
+const INITIAL_SLAB_IMAGES = 64;
 
 class InferenceThread {
   readonly worker: Worker;
   busy: (Job & { id: number }) | undefined;
   private readonly loads = new Map<number, () => void>();
+  private slabs = new Slabs(INITIAL_SLAB_IMAGES);
 
   constructor(engine: EngineName | 'auto', onIdle: () => void, onDeath: (thread: InferenceThread, error: Error) => void) {
     // execArgv without the parent's loader flags (tsx): the thread is plain JavaScript.
-    this.worker = new Worker(THREAD, { workerData: { engine }, execArgv: [] });
+    this.worker = new Worker(THREAD, { workerData: { engine, input: this.slabs.input, output: this.slabs.output }, execArgv: [] });
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (message: FromThread) => {
         if (message.type === 'ready') resolve();
@@ -43,7 +68,7 @@ class InferenceThread {
         else if (this.busy?.id === message.job) {
           const job = this.busy;
           this.busy = undefined;
-          if (message.type === 'done') job.resolve(message.probabilities);
+          if (message.type === 'done') job.resolve(this.slabs.output.slice(0, job.count * NUM_CLASSES));
           else job.reject(new InferenceThreadError(message.message));
           onIdle();
         }
@@ -62,8 +87,18 @@ class InferenceThread {
 
   readonly ready: Promise<void>;
 
-  send(message: ToThread, transfer: ArrayBuffer[] = []): void {
-    this.worker.postMessage(message, transfer);
+  send(message: ToThread): void {
+    this.worker.postMessage(message);
+  }
+
+  /** Has the job write its images into the input slab (grown if they do not fit) and starts it. */
+  start(job: Job & { id: number }): void {
+    this.busy = job;
+    const { count } = job;
+    const grown = count > this.slabs.images;
+    if (grown) this.slabs = new Slabs(count);
+    job.write(this.slabs.input.subarray(0, count * IMAGE_PIXELS));
+    this.send({ type: 'run', job: job.id, model: job.model, count, ...(grown ? { input: this.slabs.input, output: this.slabs.output } : {}) });
   }
 
   load(model: number, layout: ConvBlock[], weights: FoldedWeights): Promise<void> {
@@ -118,12 +153,12 @@ export class InferencePool {
     for (const thread of this.threads) thread.send({ type: 'unload', model });
   }
 
-  /** Probabilities [count × classes] for `input` [count × 784 normalised pixels]; `input` is handed over (transferred). */
-  run(model: number, input: Float32Array, count: number): Promise<Float32Array> {
+  /** Probabilities [count × classes] for a batch of `count` images that `write` puts, normalised, into the array it is given once a thread is free. */
+  run(model: number, count: number, write: (input: Float32Array) => void): Promise<Float32Array> {
     if (this.closed) return Promise.reject(new InferenceThreadError('the inference threads are stopped'));
     if (this.threads.length === 0) return Promise.reject(new InferenceThreadError('no inference thread is running (they exited; see the log)'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ model, input, count, resolve, reject });
+      this.queue.push({ model, count, write, resolve, reject });
       this.dispatch();
     });
   }
@@ -142,9 +177,7 @@ export class InferencePool {
     for (const thread of this.threads) {
       if (this.queue.length === 0) return;
       if (thread.busy) continue;
-      const job = this.queue.shift()!;
-      thread.busy = { ...job, id: this.nextJob++ };
-      thread.send({ type: 'run', job: thread.busy.id, model: job.model, input: job.input, count: job.count }, [job.input.buffer as ArrayBuffer]);
+      thread.start({ ...this.queue.shift()!, id: this.nextJob++ });
     }
   }
 

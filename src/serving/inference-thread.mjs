@@ -14,6 +14,8 @@ import { foldedLogits, foldedTensors } from './folded-forward.mjs';
 
 const port = parentPort;
 const models = new Map();
+// Shared with the pool (inference-pool.ts): a batch's images come in through one, its probabilities go out through the other.
+let { input, output } = workerData;
 
 async function startEngine(engine) {
   // The engine the API was configured with, where a thread can run it: wasm (one thread; parallelism
@@ -46,13 +48,14 @@ port.on('message', (message) => {
     models.delete(message.model);
   } else {
     try {
+      if (message.input) ({ input, output } = message);
       const model = models.get(message.model);
       if (!model) throw new Error(`model ${message.model} is not loaded in this inference thread`);
-      const probabilities = tf.tidy(() => tf.softmax(foldedLogits(model.layout, model.folded, tf.tensor4d(message.input, [message.count, 28, 28, 1]))));
-      // A copy we own: it is transferred, and must not be a view of wasm memory.
-      const values = new Float32Array(probabilities.dataSync());
+      const { count } = message;
+      const probabilities = tf.tidy(() => tf.softmax(foldedLogits(model.layout, model.folded, tf.tensor4d(input.subarray(0, count * 784), [count, 28, 28, 1]))));
+      output.set(probabilities.dataSync());
       probabilities.dispose();
-      port.postMessage({ type: 'done', job: message.job, probabilities: values }, [values.buffer]);
+      port.postMessage({ type: 'done', job: message.job });
     } catch (error) {
       port.postMessage({ type: 'failed', job: message.job, message: error instanceof Error ? error.message : String(error) });
     }

@@ -4,18 +4,23 @@
 // else on the event loop. Requests hold a
 // lease while they use it; a retired model (swapped out or evicted) is disposed
 // when the last lease ends, so requests in flight finish on the model they started with.
-import * as tf from '@tensorflow/tfjs';
+// With inference threads this module, and so the API's main thread, never loads tfjs: models
+// are folded from their files in plain arithmetic (fold.ts) and computed on by the threads;
+// the tfjs side (inference-net.ts) is imported only where forward passes run here.
+import type * as tf from '@tensorflow/tfjs';
 import { DATASET_SOURCES } from '../data/datasets.ts';
 import type { DatasetName } from '../data/types.ts';
-import { seedNetWeights } from '../model/forward.ts';
-import { MODEL_JSON, WEIGHTS_BIN, checkModelFiles } from '../model/artifacts.ts';
-import { layersModelFrom } from '../training/artifacts.ts';
+import { MODEL_JSON, WEIGHTS_BIN } from '../model/artifacts.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { ModelLoadError } from './errors.ts';
-import { InferenceNet } from './inference-net.ts';
+import { foldModelFiles, type FoldedModel } from './fold.ts';
+import type { InferenceNet } from './inference-net.ts';
 import type { InferencePool } from './inference-pool.ts';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.ts';
-import { IMAGE_PIXELS, INPUT_SHAPE, NUM_CLASSES, normalisePixels, type Normalization } from '../model/spec.ts';
+import { IMAGE_PIXELS, NUM_CLASSES, normalisationTable, normaliseInto, type Normalization } from '../model/spec.ts';
+
+/** One 28×28 image's pixel values 0–255, row-major (decoded bytes, or JSON numbers). */
+export type Pixels = Uint8Array | Float32Array;
 
 /** What a prediction response says about the model that made it. */
 export interface ModelInfo {
@@ -62,16 +67,18 @@ export function normalizationOf(metadata: ServingMetadata): Normalization {
   return { mean, std };
 }
 
-/** A registry version's tfjs layers model, read as bytes and checked like a published one (the caller disposes it). */
-export async function loadLayersModel(registry: ModelRegistry, version: string): Promise<tf.LayersModel> {
+/** A registry version's files, read as bytes, checked like a published one and folded for serving. */
+export async function loadFoldedModel(registry: ModelRegistry, version: string): Promise<FoldedModel> {
   const [modelJsonBytes, weights] = await Promise.all([registry.readArtifact(version, MODEL_JSON), registry.readArtifact(version, WEIGHTS_BIN)]);
-  return layersModelFrom(checkModelFiles(`${version}/${MODEL_JSON}`, modelJsonBytes, weights.byteLength), weights);
+  return foldModelFiles(`${version}/${MODEL_JSON}`, modelJsonBytes, weights);
 }
 
 export class LoadedModel {
   readonly info: ModelInfo;
   readonly normalization: Normalization;
-  private readonly batcher: MicroBatcher<Float32Array, Float32Array>;
+  /** normalization as a table for uint8 pixels, made once rather than per image. */
+  private readonly table: Float32Array;
+  private readonly batcher: MicroBatcher<Pixels, Float32Array>;
   private leases = 0;
   private retired = false;
   private disposed = false;
@@ -81,6 +88,7 @@ export class LoadedModel {
     this.runner = runner;
     this.info = { model: metadata.model ?? metadata.dataset, version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
     this.normalization = normalizationOf(metadata);
+    this.table = normalisationTable(this.normalization);
     // One batch per inference thread in flight; the others queue, so each next batch takes the oldest images.
     const maxInFlight = 'pool' in runner ? runner.pool.size : undefined;
     const { maxBatch, maxWaitMs } = batching;
@@ -98,45 +106,57 @@ export class LoadedModel {
     batching: ForwardOptions,
     onBatch?: (version: string, size: number) => void,
   ): Promise<LoadedModel> {
-    const model = await loadLayersModel(registry, metadata.version).catch((error: unknown) => {
+    const folded = await loadFoldedModel(registry, metadata.version).catch((error: unknown) => {
       throw new ModelLoadError(metadata.version, error);
     });
-    return LoadedModel.fromLayersModel(model, metadata, batching, onBatch);
+    return LoadedModel.fromFolded(folded, metadata, batching, onBatch);
   }
 
-  /** Folds a seed-net layers model (then disposes it) and runs one warm-up pass, so the first request is not the slow one. */
+  /** Serves a seed-net layers model (disposed here once folded). */
   static async fromLayersModel(
     model: tf.LayersModel,
     metadata: ServingMetadata,
     batching: ForwardOptions,
     onBatch?: (version: string, size: number) => void,
   ): Promise<LoadedModel> {
-    let net: InferenceNet | undefined;
-    let pooled: number | undefined;
-    const { pool } = batching;
+    let folded: FoldedModel;
     try {
-      net = InferenceNet.fold(seedNetWeights(model));
-      let runner: Runner = { net };
-      if (pool) {
-        pooled = await pool.load(net.layout, net.foldedWeights());
-        runner = { pool, id: pooled };
-        net.dispose();
-        net = undefined;
-      }
+      folded = (await import('./inference-net.ts')).foldedOf(model);
+    } catch (error) {
+      throw new ModelLoadError(metadata.version, error);
+    } finally {
+      model.dispose();
+    }
+    return LoadedModel.fromFolded(folded, metadata, batching, onBatch);
+  }
+
+  /** Puts folded weights where forward passes run and runs one warm-up pass, so the first request is not the slow one. */
+  private static async fromFolded(
+    folded: FoldedModel,
+    metadata: ServingMetadata,
+    batching: ForwardOptions,
+    onBatch?: (version: string, size: number) => void,
+  ): Promise<LoadedModel> {
+    const { pool } = batching;
+    let runner: Runner | undefined;
+    try {
+      runner = pool
+        ? { pool, id: await pool.load(folded.layout, folded.weights) }
+        : { net: (await import('./inference-net.ts')).InferenceNet.fromFolded(folded.layout, folded.weights) };
       const loaded = new LoadedModel(metadata, runner, batching, onBatch);
       // The warm-up doubles as a check: a model that loads but computes garbage is refused here.
-      const [probabilities] = await loaded.forward([new Float32Array(IMAGE_PIXELS)]);
+      const [probabilities] = await loaded.forward([new Uint8Array(IMAGE_PIXELS)]);
       const sum = probabilities!.reduce((a, b) => a + b, 0);
       if (!probabilities!.every(Number.isFinite) || Math.abs(sum - 1) > 1e-3) {
         throw new Error(`a forward pass on a blank image gave ${Array.from(probabilities!).join(', ')}, not probabilities`);
       }
       return loaded;
     } catch (error) {
-      net?.dispose();
-      if (pooled !== undefined) pool?.unload(pooled);
+      if (runner) {
+        if ('pool' in runner) runner.pool.unload(runner.id);
+        else runner.net.dispose();
+      }
       throw new ModelLoadError(metadata.version, error);
-    } finally {
-      model.dispose();
     }
   }
 
@@ -161,14 +181,9 @@ export class LoadedModel {
     this.disposeIfUnused();
   }
 
-  /** Pixel values 0–255 → the input this model was trained on. */
-  normalize(pixels: ArrayLike<number>): Float32Array {
-    return normalisePixels(pixels, this.normalization);
-  }
-
-  /** Classifies normalised 28×28 inputs; concurrent calls share forward passes. */
-  async predict(inputs: Float32Array[]): Promise<Prediction[]> {
-    const probabilities = await this.batcher.submitMany(inputs);
+  /** Classifies 28×28 images of pixel values 0–255 (normalised the way this model was trained); concurrent calls share forward passes. */
+  async predict(images: Pixels[]): Promise<Prediction[]> {
+    const probabilities = await this.batcher.submitMany(images);
     return probabilities.map((p) => {
       const values = Array.from(p);
       const label = values.indexOf(Math.max(...values));
@@ -176,23 +191,23 @@ export class LoadedModel {
     });
   }
 
-  private async forward(inputs: Float32Array[]): Promise<Float32Array[]> {
-    const batch = new Float32Array(inputs.length * IMAGE_PIXELS);
-    inputs.forEach((input, i) => batch.set(input, i * IMAGE_PIXELS));
-    const values = await this.probabilities(batch, inputs.length);
-    return inputs.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
+  private async forward(images: Pixels[]): Promise<Float32Array[]> {
+    const values = await this.probabilities(images);
+    return images.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
   }
 
-  /** Softmax outputs [count × classes] of a batch [count × 784], on the inference threads or here. */
-  private async probabilities(batch: Float32Array, count: number): Promise<Float32Array> {
+  /** Writes the images, normalised, one after another into `batch` (the network's input; no per-image copies). */
+  private writeBatch(batch: Float32Array, images: Pixels[]): void {
+    images.forEach((pixels, i) => normaliseInto(batch, i * IMAGE_PIXELS, pixels, pixels instanceof Uint8Array ? this.table : this.normalization));
+  }
+
+  /** Softmax outputs [images × classes], on the inference threads or here. */
+  private async probabilities(images: Pixels[]): Promise<Float32Array> {
     const { runner } = this;
-    if ('pool' in runner) return runner.pool.run(runner.id, batch, count);
-    const probabilities = tf.tidy(() => tf.softmax(runner.net.logits(tf.tensor4d(batch, [count, ...INPUT_SHAPE]))));
-    try {
-      return (await probabilities.data()) as Float32Array;
-    } finally {
-      probabilities.dispose();
-    }
+    if ('pool' in runner) return runner.pool.run(runner.id, images.length, (batch) => this.writeBatch(batch, images));
+    const batch = new Float32Array(images.length * IMAGE_PIXELS);
+    this.writeBatch(batch, images);
+    return runner.net.probabilities(batch, images.length);
   }
 
   private disposeIfUnused(): void {

@@ -11,15 +11,13 @@
 //   → 5 × (Conv 3×3 valid + bias, Relu), AveragePool 2×2 after the third
 //   → GlobalAveragePool, Flatten, Gemm (head)   → logits
 //   → Softmax → probabilities [N,10] FP32;  ArgMax → label [N] INT64
-// BatchNorm is folded exactly as for serving (src/serving/inference-net.ts):
+// BatchNorm is folded exactly as for serving (src/serving/fold.ts):
 // each BN into the next conv, the last into the head.
-import type * as tf from '@tensorflow/tfjs';
 import { CLASS_NAMES } from '../data/types.ts';
 import { PACKAGE } from '../lib/package-info.ts';
-import { seedNetWeights } from '../model/forward.ts';
-import { CONV_BLOCKS } from '../model/seed-net.ts';
-import { IMAGE_SIDE, NUM_CLASSES } from '../model/spec.ts';
-import { InferenceNet, type FoldedWeights, type PlainTensor } from './inference-net.ts';
+import { CONV_BLOCKS, IMAGE_SIDE, NUM_CLASSES } from '../model/spec.ts';
+import type { FoldedModel } from './fold.ts';
+import type { FoldedWeights, PlainTensor } from './folded-forward.mjs';
 import { normalizationOf, type ServingMetadata } from './loaded-model.ts';
 import { INPUT_NAME, LABEL_NAME, PROBABILITIES_NAME } from './signature.ts';
 import { ServiceError } from '../lib/errors.ts';
@@ -227,30 +225,24 @@ export class ModelNotExportableError extends ServiceError {
   }
 }
 
-/** A seed-net layers model (not disposed here) with its metadata.json → ONNX bytes. */
-export function seedNetToOnnx(model: tf.LayersModel, metadata: ServingMetadata): Uint8Array {
-  let net: InferenceNet;
+/** A folded seed-net-family model (fold.ts) with its metadata.json → ONNX bytes. */
+export function seedNetToOnnx(model: FoldedModel, metadata: ServingMetadata): Uint8Array {
   let normalization: { mean: number; std: number };
   try {
     normalization = normalizationOf(metadata);
-    net = InferenceNet.fold(seedNetWeights(model));
   } catch (error) {
     throw new ModelNotExportableError(metadata.version, error);
   }
-  try {
-    return exportOnnx({
-      weights: net.foldedWeights(),
-      normalization,
-      metadata: {
-        version: metadata.version,
-        dataset: metadata.dataset,
-        testAccuracy: String(metadata.testAccuracy),
-        classLabels: JSON.stringify(CLASS_NAMES[metadata.dataset]),
-        input: 'pixel values 0-255, white digit on black, NHWC [N,28,28,1]',
-        normalization: JSON.stringify(normalization),
-      },
-    });
-  } finally {
-    net.dispose();
-  }
+  return exportOnnx({
+    weights: model.weights,
+    normalization,
+    metadata: {
+      version: metadata.version,
+      dataset: metadata.dataset,
+      testAccuracy: String(metadata.testAccuracy),
+      classLabels: JSON.stringify(CLASS_NAMES[metadata.dataset]),
+      input: 'pixel values 0-255, white digit on black, NHWC [N,28,28,1]',
+      normalization: JSON.stringify(normalization),
+    },
+  });
 }

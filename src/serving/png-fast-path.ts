@@ -46,7 +46,9 @@ export function decodeGrayPng(bytes: Uint8Array, side: number): Uint8Array | und
   const stride = side + 1; // a filter-type byte before each scanline
   let raw: Buffer;
   try {
-    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: side * stride });
+    // chunkSize: zlib's output buffer; the default 16 KB would be a fresh allocation per image
+    // (a slice of Buffer's shared pool instead), garbage that piles up in the malloc heap under load.
+    raw = inflateSync(Buffer.concat(idat), { maxOutputLength: side * stride, chunkSize: Math.max(64, side * stride) });
   } catch {
     return undefined; // corrupt or oversized data: sharp decodes it and reports what is wrong
   }

@@ -268,7 +268,7 @@ export async function inferenceV2Routes(app: FastifyInstance, options: Inference
     const started = process.hrtime.bigint();
     const inferRequest = readInferRequest(body?.json, maxInstances, body?.binary);
     return withModel(params, async ({ name, model }) => {
-      const predictions = await model.predict(inferRequest.images.map((image) => model.normalize(image)));
+      const predictions = await model.predict(inferRequest.images);
       options.onPredictions?.({ name, version: model.info.version }, predictions.length);
       const n = predictions.length;
       const tensors: Record<OutputName, OutputTensor> = {

@@ -18,8 +18,9 @@ import { MODEL_NAME_RULE, isModelName } from '../../registry/model-name.ts';
 import type { ArtifactName, ModelRegistry, ModelVersion } from '../../registry/types.ts';
 import { LATEST_ALIAS, VERSION_EXAMPLE, isVersion } from '../../registry/version.ts';
 import { NoDefaultVersionError, UnknownModelError } from '../../registry/errors.ts';
-import { loadLayersModel, normalizationOf, type ServingMetadata } from '../../serving/loaded-model.ts';
-import { seedNetToOnnx } from '../../serving/onnx-export.ts';
+import { loadFoldedModel, normalizationOf, type ServingMetadata } from '../../serving/loaded-model.ts';
+import { NotSeedNetError } from '../../serving/fold.ts';
+import { ModelNotExportableError, seedNetToOnnx } from '../../serving/onnx-export.ts';
 import { ModelLoadError } from '../../serving/errors.ts';
 import { signatureOf } from '../../serving/signature.ts';
 import type { ZodTypeProvider } from '../plugins/zod-schemas.ts';
@@ -147,15 +148,10 @@ export async function modelsRoutes(app: FastifyInstance, options: ModelsRoutesOp
 
   // The version as ONNX (opset 13, BatchNorm folded; src/serving/onnx-export.ts), built from its tfjs artifacts on request.
   const onnx = async (reply: FastifyReply, metadata: ModelVersion, moving: boolean) => {
-    const model = await loadLayersModel(registry, metadata.version).catch((error: unknown) => {
-      throw new ModelLoadError(metadata.version, error);
+    const model = await loadFoldedModel(registry, metadata.version).catch((error: unknown) => {
+      throw error instanceof NotSeedNetError ? new ModelNotExportableError(metadata.version, error) : new ModelLoadError(metadata.version, error);
     });
-    let bytes: Uint8Array;
-    try {
-      bytes = seedNetToOnnx(model, metadata as ServingMetadata);
-    } finally {
-      model.dispose();
-    }
+    const bytes = seedNetToOnnx(model, metadata as ServingMetadata);
     reply.header('content-disposition', `attachment; filename="${metadata.model}-${metadata.version}.onnx"`);
     return sendArtifact(reply, Buffer.from(bytes), ONNX_TYPE, moving, metadata.version);
   };

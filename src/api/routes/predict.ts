@@ -163,7 +163,7 @@ export async function predictRoutes(app: FastifyInstance, options: PredictRoutes
         const preprocess = request.query.preprocess === 'mnist';
         const pixels = await instancesPixels(instances, { preprocess, maxPixels, maxRequestPixels: options.maxRequestPixels, slots });
         const { model } = lease;
-        const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
+        const predictions = await model.predict(pixels);
         options.onPredictions?.(model.info.version, predictions.length);
         options.onLatency?.(model, Number(process.hrtime.bigint() - started) / 1e9);
         reply.header('x-model-version', model.info.version);

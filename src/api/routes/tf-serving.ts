@@ -55,7 +55,7 @@ export async function tfServingRoutes(app: FastifyInstance, options: TfServingOp
     try {
       const { model, name } = resolved;
       const pixels = await instancesPixels(instances, { preprocess: false, maxPixels, maxRequestPixels: options.maxRequestPixels, slots: options.slots });
-      const predictions = await model.predict(pixels.map((p) => model.normalize(p)));
+      const predictions = await model.predict(pixels);
       options.onPredictions?.({ name, version: model.info.version }, predictions.length);
       reply.header('x-model-version', model.info.version);
       options.onLatency?.(name, Number(process.hrtime.bigint() - started) / 1e9);

@@ -93,7 +93,7 @@ async function locally(dir: string, files: string[], preprocess: boolean): Promi
     const pixels = await Promise.all(
       files.map(async (file) => instancePixels({ what: file, bytes: await readFile(file) }, { preprocess, maxPixels: LOCAL_MAX_PIXELS })),
     );
-    return { predictions: await model.predict(pixels.map((p) => model.normalize(p))), model: model.info };
+    return { predictions: await model.predict(pixels), model: model.info };
   } finally {
     model.retire();
   }

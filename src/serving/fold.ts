@@ -1,0 +1,122 @@
+// BatchNorm folding for serving, as plain float32 arithmetic on the saved weights. At
+// inference each BatchNorm is a fixed per-channel affine map y = a·h + b applied after a
+// ReLU, so it folds into whatever linear step comes next: the next conv (kernel scaled by
+// a over its input channels, plus a bias from b; exact because the convs are 'valid',
+// every window sees no padding) or, for the last block, the head (the global mean is
+// linear too). What is left runs as five fused conv+bias+ReLU kernels, one pool, a mean
+// and a matrix product (folded-forward.mjs).
+//
+// No tfjs here: the API's main thread loads models straight from their files for its
+// inference threads, and so never starts an engine of its own (tfjs and a wasm engine
+// cost it about 30 MB of RSS). InferenceNet.fold reads a layers model's variables into
+// the same function.
+import { checkModelFiles, type ModelJson } from '../model/artifacts.ts';
+import { ARCHITECTURE_NAMES, ARCHITECTURES, BN_EPSILON, NUM_CLASSES, type ArchitectureName, type ConvBlock } from '../model/spec.ts';
+import type { FoldedWeights, PlainTensor } from './folded-forward.mjs';
+
+/** Valid tfjs files of a model that is not of the seed-net family (another architecture, other shapes or dtypes). */
+export class NotSeedNetError extends Error {
+  override name = 'NotSeedNetError';
+}
+
+/** A seed-net-family model ready to serve: its blocks and its folded weights. */
+export interface FoldedModel {
+  architecture: ArchitectureName;
+  layout: readonly ConvBlock[];
+  weights: FoldedWeights;
+}
+
+/** A weight by its saved name (e.g. "block0_bn/gamma"), as float32 values with its shape. */
+export type WeightLookup = (name: string) => PlainTensor;
+
+const f32 = Math.fround;
+
+/** Folds the BatchNorms of a seed or compact net (weights by saved name) into its convs and head. */
+export function foldSeedNet(architecture: ArchitectureName, weight: WeightLookup): FoldedModel {
+  const layout = ARCHITECTURES[architecture].blocks;
+  const shaped = (name: string, shape: number[]) => {
+    const tensor = weight(name);
+    if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
+      throw new NotSeedNetError(`weight ${name} has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}] for the ${architecture} architecture`);
+    }
+    return tensor.data;
+  };
+  const kernels: PlainTensor[] = [];
+  const biases: PlainTensor[] = [];
+  let channels = 1;
+  // The previous block's BatchNorm as y = scale·h + shift, per channel (none before the first block).
+  let previous: { scale: Float32Array; shift: Float32Array } | undefined;
+  for (const block of layout) {
+    const out = block.filters;
+    const kernel = shaped(`${block.name}_conv/kernel`, [3, 3, channels, out]);
+    const folded = new Float32Array(kernel.length);
+    const bias = new Float32Array(out);
+    for (let i = 0; i < kernel.length; i++) {
+      const c = Math.floor(i / out) % channels;
+      folded[i] = previous ? f32(kernel[i]! * previous.scale[c]!) : kernel[i]!;
+      if (previous) bias[i % out] = f32(bias[i % out]! + f32(kernel[i]! * previous.shift[c]!));
+    }
+    kernels.push({ shape: [3, 3, channels, out], data: folded });
+    biases.push({ shape: [out], data: bias });
+    previous = batchNormAffine(block.name, out, shaped);
+    channels = out;
+  }
+  const head = shaped('block4_conv/kernel', [1, 1, channels, NUM_CLASSES]);
+  const headKernel = new Float32Array(head.length);
+  const headBias = new Float32Array(NUM_CLASSES);
+  for (let i = 0; i < head.length; i++) {
+    const c = Math.floor(i / NUM_CLASSES);
+    headKernel[i] = f32(head[i]! * previous!.scale[c]!);
+    headBias[i % NUM_CLASSES] = f32(headBias[i % NUM_CLASSES]! + f32(previous!.shift[c]! * head[i]!));
+  }
+  return {
+    architecture,
+    layout,
+    weights: { kernels, biases, headKernel: { shape: [channels, NUM_CLASSES], data: headKernel }, headBias: { shape: [NUM_CLASSES], data: headBias } },
+  };
+}
+
+/** a = γ / √(σ² + ε), b = β − μ·a, each step rounded to float32 as tfjs computes it. */
+function batchNormAffine(block: string, channels: number, shaped: (name: string, shape: number[]) => Float32Array) {
+  const [gamma, beta, mean, variance] = ['gamma', 'beta', 'moving_mean', 'moving_variance'].map((name) => shaped(`${block}_bn/${name}`, [channels]));
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    scale[c] = f32(gamma![c]! / f32(Math.sqrt(f32(variance![c]! + BN_EPSILON))));
+    shift[c] = f32(beta![c]! - f32(mean![c]! * scale[c]!));
+  }
+  return { scale, shift };
+}
+
+/** The architecture a saved model.json names (its Sequential model's name). */
+export function architectureOfModelJson(modelJson: ModelJson): ArchitectureName {
+  const topology = modelJson.modelTopology as { config?: { name?: unknown } };
+  const name = topology.config?.name;
+  const found = ARCHITECTURE_NAMES.find((architecture) => ARCHITECTURES[architecture].modelName === name);
+  if (!found) {
+    throw new NotSeedNetError(`unknown model architecture ${JSON.stringify(name)} (expected ${ARCHITECTURE_NAMES.map((n) => ARCHITECTURES[n].modelName).join(' or ')})`);
+  }
+  return found;
+}
+
+/** Checks a model's files (model.json bytes, weights.bin) and folds them; `jsonPath` names them in errors. */
+export function foldModelFiles(jsonPath: string, modelJsonBytes: Buffer, weightsBin: Uint8Array): FoldedModel {
+  const modelJson = checkModelFiles(jsonPath, modelJsonBytes, weightsBin.byteLength);
+  const weights = new Map<string, PlainTensor>();
+  let offset = 0;
+  for (const spec of modelJson.weightsManifest.flatMap((group) => group.weights)) {
+    if (spec.dtype !== 'float32' || 'quantization' in spec) throw new NotSeedNetError(`weight ${spec.name} is ${spec.dtype}${'quantization' in spec ? ' (quantised)' : ''}; only float32 is served`);
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    // A copy: weights.bin's offsets need not be 4-byte aligned in the buffer it came in.
+    const data = new Float32Array(count);
+    new Uint8Array(data.buffer).set(weightsBin.subarray(offset, offset + count * 4));
+    weights.set(spec.name, { shape: [...spec.shape], data });
+    offset += count * 4;
+  }
+  const lookup: WeightLookup = (name) => {
+    const tensor = weights.get(name);
+    if (!tensor) throw new NotSeedNetError(`${jsonPath} has no weight ${name}`);
+    return tensor;
+  };
+  return foldSeedNet(architectureOfModelJson(modelJson), lookup);
+}
