@@ -20,7 +20,7 @@ async function childReport(env: Record<string, string>) {
 }
 
 describe('the API main thread', () => {
-  it('loads no tfjs package when inference threads serve, and does load one when it serves itself', async () => {
+  it('loads no tfjs package when inference threads serve (nor sharp for a plain PNG), and does load tfjs when it serves itself', async () => {
     const root = await mkdtemp(join(tmpdir(), 'api-footprint-'));
     const registry = new FileSystemRegistry(join(root, 'models'));
     await publishSeedNet(registry, 3);
@@ -29,6 +29,8 @@ describe('the API main thread', () => {
     expect(threaded.body.predictions).toHaveLength(1);
     expect(threaded.packages).toContain('fastify'); // the check sees this thread's packages at all
     expect(threaded.packages.filter((name) => name.startsWith('@tensorflow/'))).toEqual([]);
+    // Nor sharp (libvips): a 28×28 grayscale PNG takes the fast path, and sharp loads on first need.
+    expect(threaded.packages).not.toContain('sharp');
     const local = await childReport({ MODEL_DIR: registry.root, INFERENCE_THREADS: '0' });
     expect(local.status).toBe(200);
     expect(local.body.predictions[0]!.label).toBe(threaded.body.predictions[0]!.label);

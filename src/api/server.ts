@@ -2,7 +2,6 @@
 // on top, listening on HOST:PORT. Used by `digits serve` and `digits up`;
 // close() undoes everything in reverse order.
 import type { FastifyInstance } from 'fastify';
-import v8 from 'node:v8';
 import type { Config } from '../lib/config.ts';
 import { createLogger, type Logger } from '../lib/logger.ts';
 import { buildApp } from './app.ts';
@@ -16,15 +15,6 @@ export interface RunningApi {
 }
 
 export async function startApi(config: Config, logger: Logger = createLogger(config, { process: 'api' })): Promise<RunningApi> {
-  // V8 sizes this process's heaps for memory rather than speed: under load the requests in
-  // flight survive young-generation collections, and with the default sizing the old
-  // generation then grew by ~60 MB of garbage that stayed after the load (no allocation, no
-  // collection), with the malloc'd buffers it held. With it the API holds within ~10 % of its
-  // idle RSS after a load run, at the same throughput (bench/api-rss.ts, README "API memory").
-  // A V8 flag read at every sizing decision, so setting it here works, and the inference
-  // threads started after it inherit it; the training worker is another process and keeps
-  // V8's defaults.
-  v8.setFlagsFromString('--optimize-for-size');
   const services = await createApiServices(config, { logger });
   const app = await buildApp({ config, logger, ...services });
 

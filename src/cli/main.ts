@@ -1,5 +1,7 @@
 // `digits <command> [options]`: each command lives in src/cli/commands/<command>.ts
 // and exports `run(argv): Promise<number>` (the exit code).
+import { sizeHeapsForMemory } from '../api/process-tuning.ts';
+
 const COMMANDS: Record<string, string> = {
   train: 'Train the seed CNN (see `digits train --help`)',
   evaluate: 'Evaluate a saved model on the test split',
@@ -25,6 +27,8 @@ if (!command || command === '--help' || command === '-h' || command === 'help') 
   process.stderr.write(`digits: unknown command "${command}"\n\n${usage()}`);
   process.exitCode = 2;
 } else {
+  // The API process (alone, or beside `up`'s worker child): before its modules load (process-tuning.ts says why).
+  if (command === 'serve' || command === 'up') sizeHeapsForMemory();
   const module = (await import(`./commands/${command}.ts`)) as { run(argv: string[]): Promise<number> };
   try {
     process.exitCode = await module.run(argv);

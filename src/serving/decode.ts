@@ -5,7 +5,7 @@
 // libvips is told to fail on truncated or corrupt data rather than guess.
 // Plain 8-bit grayscale PNGs of the expected size skip sharp (png-fast-path.ts).
 import { crc32 } from 'node:zlib';
-import sharp from 'sharp';
+import type { default as SharpModule } from 'sharp';
 import { InvalidPredictRequestError, UnprocessableInputError } from './errors.ts';
 import { decodeGrayPng } from './png-fast-path.ts';
 
@@ -28,17 +28,21 @@ export interface DecodeOptions {
   maxSide?: number;
 }
 
-let configured = false;
+let sharpLoaded: Promise<typeof SharpModule> | undefined;
 /**
- * Process-wide sharp settings for many small untrusted images: one libvips thread
- * per image (requests already run in parallel on libuv's pool) and no operation
- * cache (it would keep decoded user images in memory).
+ * sharp (libvips), loaded on first use, with process-wide settings for many small untrusted
+ * images: one libvips thread per image (requests already run in parallel on libuv's pool) and
+ * no operation cache (it would keep decoded user images in memory). Loaded lazily because the
+ * 28×28 grayscale PNGs most callers send never need it (png-fast-path.ts), and it costs the API
+ * ~9 MB of RSS (bench/api-rss.ts).
  */
-export function configureSharp(): void {
-  if (configured) return;
-  sharp.concurrency(1);
-  sharp.cache(false);
-  configured = true;
+export function loadSharp(): Promise<typeof SharpModule> {
+  sharpLoaded ??= import('sharp').then(({ default: sharp }) => {
+    sharp.concurrency(1);
+    sharp.cache(false);
+    return sharp;
+  });
+  return sharpLoaded;
 }
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -99,6 +103,7 @@ export async function readImageHeader(bytes: Uint8Array, what: string): Promise<
   if (format === 'png') return readPngHeader(bytes, what);
   try {
     // Only the header is read here, so no pixel limit yet: we want to say what size was declared.
+    const sharp = await loadSharp();
     const { width, height } = await sharp(bytes, { limitInputPixels: false }).metadata();
     return { format, width, height };
   } catch (error) {
@@ -108,7 +113,6 @@ export async function readImageHeader(bytes: Uint8Array, what: string): Promise<
 
 /** Decodes `bytes` (named `what` in error messages, e.g. "instances[2].image") to grayscale. */
 export async function decodeImage(bytes: Uint8Array, what: string, options: DecodeOptions, header?: ImageHeader): Promise<GrayImage> {
-  configureSharp();
   const { format, width, height } = header ?? (await readImageHeader(bytes, what));
   const side = options.expectSide;
   if (side !== undefined && format === 'png') {
@@ -126,6 +130,7 @@ export async function decodeImage(bytes: Uint8Array, what: string, options: Deco
         '(add ?preprocess=mnist to have any photo or drawing cropped, resized and centred)',
     );
   }
+  const sharp = await loadSharp();
   const image = sharp(bytes, { failOn: 'error', limitInputPixels: options.maxPixels, sequentialRead: true });
   let pipeline = image.autoOrient().flatten({ background: { r: options.background, g: options.background, b: options.background } });
   if (options.maxSide !== undefined) {

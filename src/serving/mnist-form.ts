@@ -1,8 +1,7 @@
 // `?preprocess=mnist`: any photo or drawing of a digit → MNIST form, the way MNIST
 // itself was made: bright ink on black, the ink's bounding box scaled to fit 20×20
 // (aspect kept), placed in 28×28 with its centre of mass at the centre.
-import sharp from 'sharp';
-import type { GrayImage } from './decode.ts';
+import { loadSharp, type GrayImage } from './decode.ts';
 import { UnprocessableInputError } from './errors.ts';
 import { IMAGE_SIDE } from '../model/spec.ts';
 
@@ -158,6 +157,7 @@ async function fitAndCentre(ink: Float32Array, imageWidth: number, imageHeight: 
   const scale = FIT_SIDE / Math.max(box.width, box.height);
   const width = Math.max(1, Math.round(box.width * scale));
   const height = Math.max(1, Math.round(box.height * scale));
+  const sharp = await loadSharp();
   const fitted = await sharp(crop, { raw: { width: box.width, height: box.height, channels: 1 } })
     .resize(width, height, { fit: 'fill', kernel: 'mitchell' })
     .greyscale() // sharp writes sRGB (3 channels) unless told otherwise

@@ -10,7 +10,6 @@ import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { configureSharp } from '../../serving/decode.ts';
 import type { DecodeSlots } from '../../serving/decode-budget.ts';
 import {
   InvalidPredictRequestError,
@@ -118,7 +117,6 @@ async function multipartInstances(request: FastifyRequest, maxInstances: number,
 
 export async function predictRoutes(app: FastifyInstance, options: PredictRoutesOptions): Promise<void> {
   const { models, maxInstances, maxPixels, bodyLimit } = options;
-  configureSharp();
   const { slots } = options;
 
   // Body parsers for this plugin only: images as bytes, JSON with a nesting limit,
