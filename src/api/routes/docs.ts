@@ -4,7 +4,6 @@
 import type { FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 
 export const OPENAPI_PATH = fileURLToPath(new URL('../../../openapi.yaml', import.meta.url));
 
@@ -130,11 +129,12 @@ ${section('schemas', (schema) => renderSchema(schema))}
 }
 
 export async function docsRoutes(app: FastifyInstance): Promise<void> {
-  // Read and rendered once, on first use: the file does not change while the API runs.
+  // Read and rendered once, on first use: the file does not change while the API runs (and the
+  // YAML parser is loaded only then, not in every API process at start-up).
   let docs: Promise<{ yaml: string; html: string }> | undefined;
   const load = () =>
-    (docs ??= readFile(OPENAPI_PATH, 'utf8')
-      .then((yaml) => ({ yaml, html: renderDocs(parse(yaml) as JsonObject) }))
+    (docs ??= Promise.all([readFile(OPENAPI_PATH, 'utf8'), import('yaml')])
+      .then(([yaml, { parse }]) => ({ yaml, html: renderDocs(parse(yaml) as JsonObject) }))
       .catch((error: unknown) => {
         docs = undefined; // try again next time
         throw error;
