@@ -76,7 +76,7 @@ async function predict(url: string, contentType: string, body: string | Buffer):
 
 async function oneRun(modelDir: string, redisUrl: string, batchBody: string, single: Buffer): Promise<Record<string, Record<string, number>>> {
   const port = await freePort();
-  const server: ChildProcess = spawn(process.execPath, [join(ROOT, 'bin', 'digits.mjs'), 'serve'], {
+  const server: ChildProcess = spawn(process.execPath, ['--max-semi-space-size=2', join(ROOT, 'bin', 'digits.mjs'), 'serve'] /* as npm start and the Dockerfiles run it */, {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MODEL_DIR: modelDir, REDIS_URL: redisUrl, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],

@@ -177,7 +177,7 @@ async function main(): Promise<void> {
   await registry.publish(await seedNetOutput(1));
   await registry.publish(await seedNetOutput(2, { model: 'compact' }, 'compact'));
   const ports = { digits: await freePort(), fastapi: await freePort(), http: await freePort() };
-  const digitsProcess = startProcess(process.execPath, [join(ROOT, 'bin', 'digits.mjs'), 'serve'], {
+  const digitsProcess = startProcess(process.execPath, ['--max-semi-space-size=2', join(ROOT, 'bin', 'digits.mjs'), 'serve'] /* as npm start and the Dockerfiles run it */, {
     PORT: String(ports.digits),
     HOST: '127.0.0.1',
     MODEL_DIR: modelDir,

@@ -9,8 +9,7 @@
 // (a slab each way, grown when a batch does not fit), not a new transferred buffer per
 // batch: a transferred buffer is freed only when the receiving thread next collects
 // garbage, which one allocating almost nothing on its JS heap rarely does, so under load
-// tens of MB of them piled up in the API's malloc heap and fragmented it (RSS +40 %
-// after a load run; bench/api-rss.ts).
+// tens of MB of them piled up in the API's malloc heap and fragmented it (bench/api-rss.ts).
 import { Worker } from 'node:worker_threads';
 import type { EngineName } from '../engine/types.ts';
 import type { ConvBlock } from '../model/seed-net.ts';
@@ -91,13 +90,18 @@ class InferenceThread {
     this.worker.postMessage(message);
   }
 
-  /** Has the job write its images into the input slab (grown if they do not fit) and starts it. */
+  /** Has the job write its images into the input slab (grown if they do not fit) and starts it; a job whose write throws fails alone. */
   start(job: Job & { id: number }): void {
-    this.busy = job;
     const { count } = job;
     const grown = count > this.slabs.images;
     if (grown) this.slabs = new Slabs(count);
-    job.write(this.slabs.input.subarray(0, count * IMAGE_PIXELS));
+    try {
+      job.write(this.slabs.input.subarray(0, count * IMAGE_PIXELS));
+    } catch (error) {
+      job.reject(error as Error);
+      return;
+    }
+    this.busy = job;
     this.send({ type: 'run', job: job.id, model: job.model, count, ...(grown ? { input: this.slabs.input, output: this.slabs.output } : {}) });
   }
 
@@ -175,9 +179,7 @@ export class InferencePool {
 
   private dispatch(): void {
     for (const thread of this.threads) {
-      if (this.queue.length === 0) return;
-      if (thread.busy) continue;
-      thread.start({ ...this.queue.shift()!, id: this.nextJob++ });
+      while (!thread.busy && this.queue.length > 0) thread.start({ ...this.queue.shift()!, id: this.nextJob++ });
     }
   }
 
