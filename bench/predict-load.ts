@@ -124,6 +124,15 @@ function groupCpuSeconds(pgid: number): number {
   return ticks / 100; // USER_HZ
 }
 
+/** Waits (at most 15 s) until a server's process group uses under 5 % of a core over half a second. */
+async function drained(pgid: number): Promise<void> {
+  for (let i = 0; i < 30; i++) {
+    const before = groupCpuSeconds(pgid);
+    await sleep(500);
+    if (groupCpuSeconds(pgid) - before < 0.025) return;
+  }
+}
+
 interface Payload {
   name: string;
   contentType: string;
@@ -236,6 +245,8 @@ async function main(): Promise<void> {
           const cpuBefore = groupCpuSeconds(servers[name]!.process.pid!);
           const run = await autocannon({ ...options, duration: DURATION_S });
           const cpuSeconds = groupCpuSeconds(servers[name]!.process.pid!) - cpuBefore;
+          // A server still working off the requests queued when the run stopped (uvicorn does) would take CPU from the next server's run.
+          await drained(servers[name]!.process.pid!);
           const images = run.requests.average * DURATION_S * payload.images;
           const result: Run = {
             round,
@@ -290,7 +301,7 @@ async function main(): Promise<void> {
       settings: {
         durationSeconds: DURATION_S,
         rounds: ROUNDS,
-        warmup: '3 s per payload per server at 16 connections, then 1 s before every timed run',
+        warmup: '3 s per payload per server at 16 connections, then 1 s before every timed run; after each timed run, a wait until that server is idle (under 5 % of a core)',
         batch: BATCH,
         digits: `digits serve, LOG_LEVEL=warn; environment: ${['INFERENCE_THREADS', 'MAX_BATCH', 'BATCH_WAIT_MS', 'WASM_THREADS'].map((k) => `${k}=${process.env[k] ?? '(default)'}`).join(' ')}`,
         fastapi: 'shared/reference/pytorch_fastapi_server.py under uvicorn --workers 2, torch.set_num_threads(1) per worker',
