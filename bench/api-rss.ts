@@ -9,18 +9,17 @@
 //   The server inherits the environment (e.g. INFERENCE_THREADS; LD_PRELOAD and MALLOC_CONF for jemalloc).
 // Results: bench/results/api-rss[-TAG].json.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
-import { readIdxImages } from '../src/data/idx.ts';
 import { freePort, startRedisServer } from '../src/lib/redis-server.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { seedNetOutput } from '../test/helpers/serving.ts';
 import { loadAverage, machineInfo } from './machine.ts';
+import { samplePngs } from './mnist-pngs.ts';
 
 type Autocannon = (options: { url: string; connections: number; duration: number; method: 'POST'; headers: Record<string, string>; body: string | Buffer }) => Promise<{ requests: { average: number }; non2xx: number; errors: number }>;
 const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
@@ -57,17 +56,6 @@ const median = (v: number[]) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-
-/** Real MNIST test digits when the files are here (else drawn strokes), as 28×28 PNGs. */
-async function pngs(count: number): Promise<Buffer[]> {
-  const file = join(process.env.MNIST_DIR ?? join(ROOT, '..', 'shared', 'data', 'mnist'), 't10k-images-idx3-ubyte.gz');
-  const pixels = existsSync(file) ? (await readIdxImages(file)).pixels : Uint8Array.from({ length: count * 784 }, (_, i) => (((i % 28) - 12) ** 2 < 9 ? 255 : 0));
-  return Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      sharp(Buffer.from(pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer(),
-    ),
-  );
-}
 
 async function predict(url: string, contentType: string, body: string | Buffer): Promise<void> {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body: typeof body === 'string' ? body : new Uint8Array(body) });
@@ -120,7 +108,7 @@ async function main(): Promise<void> {
     const registry = new FileSystemRegistry(modelDir);
     await registry.publish(await seedNetOutput(1));
     await registry.publish(await seedNetOutput(2, { model: 'compact' }, 'compact'));
-    const images = await pngs(32);
+    const images = await samplePngs(32);
     const batchBody = JSON.stringify({ instances: images.map((png) => ({ image: png.toString('base64') })) });
     const runs: Record<string, Record<string, number>>[] = [];
     for (let run = 0; run < RUNS; run++) {

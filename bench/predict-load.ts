@@ -17,17 +17,16 @@
 //     BENCH_ANCHORS    fastapi,http (default both)            BENCH_LABEL   suffix of the result file
 //   The digits server inherits the environment (e.g. INFERENCE_THREADS, MAX_BATCH).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
-import { readIdxImages } from '../src/data/idx.ts';
 import { freePort, startRedisServer } from '../src/lib/redis-server.ts';
 import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import { seedNetOutput } from '../test/helpers/serving.ts';
 import { loadAverage } from './machine.ts';
+import { samplePngs } from './mnist-pngs.ts';
 
 interface AutocannonResult {
   requests: { average: number };
@@ -53,20 +52,7 @@ const ROWS = (process.env.BENCH_ROWS ?? 'single:8,single:64,batch:8,batch:64,com
 const ANCHORS = (process.env.BENCH_ANCHORS ?? 'fastapi,http').split(',').filter(Boolean);
 const LABEL = process.env.BENCH_LABEL;
 const BATCH = 32;
-const MNIST_TEST_IMAGES = join(process.env.MNIST_DIR ?? join(ROOT, '..', 'shared', 'data', 'mnist'), 't10k-images-idx3-ubyte.gz');
 const FASTAPI_DIR = join(ROOT, '..', 'shared', 'reference');
-
-/** Real MNIST test digits when the files are here (else a drawn stroke), as 28×28 PNGs. */
-async function samplePngs(count: number): Promise<Buffer[]> {
-  const pixels = existsSync(MNIST_TEST_IMAGES)
-    ? (await readIdxImages(MNIST_TEST_IMAGES)).pixels
-    : Uint8Array.from({ length: count * 784 }, (_, i) => ((i % 28) - 12) ** 2 < 9 ? 255 : 0);
-  return Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      sharp(Buffer.from(pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).toColourspace('b-w').png().toBuffer(),
-    ),
-  );
-}
 
 /** Started in its own process group, so that uvicorn's worker processes stop with it. */
 function startProcess(command: string, args: string[], env: Record<string, string>, stderr: 'inherit' | 'ignore' = 'inherit'): ChildProcess {

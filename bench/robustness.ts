@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../src/engine/index.ts';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
-import { seedNetWeights } from '../src/model/forward.ts';
 import { decodeImage } from '../src/serving/decode.ts';
 import { InferenceNet } from '../src/serving/inference-net.ts';
 import { PREPROCESS_MAX_SIDE, toMnistForm } from '../src/serving/mnist-form.ts';
@@ -59,7 +58,7 @@ for (const dir of values.model) {
   const metadata = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8'));
   const { mean, std } = metadata.normalization as { mean: number; std: number };
   const model = await loadModel(dir);
-  const net = InferenceNet.fold(seedNetWeights(model));
+  const net = InferenceNet.fold(model);
   results[dir] = { model: dir, recipe: metadata.recipe, testAccuracy: metadata.testAccuracy };
   for (const [name, forms] of Object.entries(preprocessings)) {
     const labels = tf.tidy(() => {

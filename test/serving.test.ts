@@ -96,7 +96,7 @@ describe('InferenceNet (BatchNorm folded into the convs)', () => {
       block.movingMean.write(tf.randomUniform([channels], 0, 1, 'float32', 30 + i));
       block.movingVariance.write(tf.randomUniform([channels], 0.2, 3, 'float32', 40 + i));
     });
-    const net = InferenceNet.fold(weights);
+    const net = InferenceNet.fold(model);
     const x = tf.randomNormal([16, 28, 28, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
     const [expected, actual] = [forwardInfer(weights, x), net.logits(x)];
     const scale = tf.max(tf.abs(expected)).dataSync()[0]!;

@@ -2,7 +2,7 @@
 // that is saved, served and loadable in a browser) plus a functional forward pass
 // over the same variables, used by the training loop for speed and control.
 import * as tf from '@tensorflow/tfjs';
-import { ARCHITECTURE_NAMES, ARCHITECTURES, BN_EPSILON, INPUT_SHAPE, NUM_CLASSES, type ArchitectureName } from './spec.ts';
+import { ARCHITECTURES, BN_EPSILON, INPUT_SHAPE, NUM_CLASSES, architectureNamed, type ArchitectureName } from './spec.ts';
 // The architectures' blocks live in spec.ts (no tfjs there: serving folds saved weights without it).
 export { ARCHITECTURES, BN_EPSILON, COMPACT_BLOCKS, COMPACT_TRAINABLE_PARAMS, CONV_BLOCKS, type ConvBlock } from './spec.ts';
 
@@ -13,9 +13,7 @@ export const EXPECTED_TRAINABLE_PARAMS = 14_320;
 
 /** The architecture of a built or loaded model, from its name (model.json keeps it). */
 export function architectureOf(model: tf.LayersModel): ArchitectureName {
-  const found = ARCHITECTURE_NAMES.find((name) => ARCHITECTURES[name].modelName === model.name);
-  if (!found) throw new Error(`unknown model architecture "${model.name}" (expected ${ARCHITECTURE_NAMES.map((n) => ARCHITECTURES[n].modelName).join(' or ')})`);
-  return found;
+  return architectureNamed(model.name);
 }
 
 /** PyTorch's default conv init (kaiming_uniform, a=√5) is uniform ±1/√fan_in. */

@@ -48,6 +48,20 @@ export const ARCHITECTURES: Readonly<Record<ArchitectureName, { blocks: readonly
   compact: { blocks: COMPACT_BLOCKS, modelName: 'compact_net' },
 };
 
+/** A model (built, loaded, or saved files) that is not of the seed-net family: another architecture, other shapes or dtypes. */
+export class NotSeedNetError extends Error {
+  override name = 'NotSeedNetError';
+}
+
+/** The architecture a tfjs model name (model.json keeps it) identifies. */
+export function architectureNamed(modelName: unknown): ArchitectureName {
+  const found = ARCHITECTURE_NAMES.find((name) => ARCHITECTURES[name].modelName === modelName);
+  if (!found) {
+    throw new NotSeedNetError(`unknown model architecture ${JSON.stringify(modelName)} (expected ${ARCHITECTURE_NAMES.map((n) => ARCHITECTURES[n].modelName).join(' or ')})`);
+  }
+  return found;
+}
+
 /** BatchNorm's ε (PyTorch's and tfjs's default), in training and in serving's folding. */
 export const BN_EPSILON = 1e-5;
 

@@ -8,16 +8,11 @@
 //
 // No tfjs here: the API's main thread loads models straight from their files for its
 // inference threads, and so never starts an engine of its own (tfjs and a wasm engine
-// cost it about 30 MB of RSS). InferenceNet.fold reads a layers model's variables into
-// the same function.
-import { checkModelFiles, type ModelJson } from '../model/artifacts.ts';
-import { ARCHITECTURE_NAMES, ARCHITECTURES, BN_EPSILON, NUM_CLASSES, type ArchitectureName, type ConvBlock } from '../model/spec.ts';
+// cost it about 30 MB of RSS). foldedOf (inference-net.ts) reads a layers model's variables
+// into the same function.
+import { checkModelFiles, weightSpecsOf } from '../model/artifacts.ts';
+import { ARCHITECTURES, BN_EPSILON, NUM_CLASSES, NotSeedNetError, architectureNamed, type ArchitectureName, type ConvBlock } from '../model/spec.ts';
 import type { FoldedWeights, PlainTensor } from './folded-forward.mjs';
-
-/** Valid tfjs files of a model that is not of the seed-net family (another architecture, other shapes or dtypes). */
-export class NotSeedNetError extends Error {
-  override name = 'NotSeedNetError';
-}
 
 /** A seed-net-family model ready to serve: its blocks and its folded weights. */
 export interface FoldedModel {
@@ -26,16 +21,17 @@ export interface FoldedModel {
   weights: FoldedWeights;
 }
 
-/** A weight by its saved name (e.g. "block0_bn/gamma"), as float32 values with its shape. */
-export type WeightLookup = (name: string) => PlainTensor;
+/** A model's weights by their saved names (e.g. "block0_bn/gamma"), as float32 values with their shapes. */
+export type NamedWeights = ReadonlyMap<string, PlainTensor>;
 
 const f32 = Math.fround;
 
-/** Folds the BatchNorms of a seed or compact net (weights by saved name) into its convs and head. */
-export function foldSeedNet(architecture: ArchitectureName, weight: WeightLookup): FoldedModel {
+/** Folds the BatchNorms of a seed or compact net into its convs and head; `source` names the model in errors. */
+export function foldSeedNet(architecture: ArchitectureName, weights: NamedWeights, source: string): FoldedModel {
   const layout = ARCHITECTURES[architecture].blocks;
   const shaped = (name: string, shape: number[]) => {
-    const tensor = weight(name);
+    const tensor = weights.get(name);
+    if (!tensor) throw new NotSeedNetError(`${source} has no weight ${name}`);
     if (tensor.shape.length !== shape.length || tensor.shape.some((d, i) => d !== shape[i])) {
       throw new NotSeedNetError(`weight ${name} has shape [${tensor.shape.join(', ')}], expected [${shape.join(', ')}] for the ${architecture} architecture`);
     }
@@ -88,23 +84,12 @@ function batchNormAffine(block: string, channels: number, shaped: (name: string,
   return { scale, shift };
 }
 
-/** The architecture a saved model.json names (its Sequential model's name). */
-export function architectureOfModelJson(modelJson: ModelJson): ArchitectureName {
-  const topology = modelJson.modelTopology as { config?: { name?: unknown } };
-  const name = topology.config?.name;
-  const found = ARCHITECTURE_NAMES.find((architecture) => ARCHITECTURES[architecture].modelName === name);
-  if (!found) {
-    throw new NotSeedNetError(`unknown model architecture ${JSON.stringify(name)} (expected ${ARCHITECTURE_NAMES.map((n) => ARCHITECTURES[n].modelName).join(' or ')})`);
-  }
-  return found;
-}
-
 /** Checks a model's files (model.json bytes, weights.bin) and folds them; `jsonPath` names them in errors. */
 export function foldModelFiles(jsonPath: string, modelJsonBytes: Buffer, weightsBin: Uint8Array): FoldedModel {
   const modelJson = checkModelFiles(jsonPath, modelJsonBytes, weightsBin.byteLength);
   const weights = new Map<string, PlainTensor>();
   let offset = 0;
-  for (const spec of modelJson.weightsManifest.flatMap((group) => group.weights)) {
+  for (const spec of weightSpecsOf(modelJson)) {
     if (spec.dtype !== 'float32' || 'quantization' in spec) throw new NotSeedNetError(`weight ${spec.name} is ${spec.dtype}${'quantization' in spec ? ' (quantised)' : ''}; only float32 is served`);
     const count = spec.shape.reduce((a, b) => a * b, 1);
     // A copy: weights.bin's offsets need not be 4-byte aligned in the buffer it came in.
@@ -113,10 +98,6 @@ export function foldModelFiles(jsonPath: string, modelJsonBytes: Buffer, weights
     weights.set(spec.name, { shape: [...spec.shape], data });
     offset += count * 4;
   }
-  const lookup: WeightLookup = (name) => {
-    const tensor = weights.get(name);
-    if (!tensor) throw new NotSeedNetError(`${jsonPath} has no weight ${name}`);
-    return tensor;
-  };
-  return foldSeedNet(architectureOfModelJson(modelJson), lookup);
+  // A Sequential model's name is its architecture's (seed-net.ts names them).
+  return foldSeedNet(architectureNamed((modelJson.modelTopology as { config?: { name?: unknown } }).config?.name), weights, jsonPath);
 }

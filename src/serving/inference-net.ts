@@ -4,10 +4,9 @@
 // pool, a mean and a matrix product (folded-forward.mjs, shared with the inference threads).
 // Used where forward passes run on this thread (INFERENCE_THREADS=0, the CLI, benchmarks).
 import * as tf from '@tensorflow/tfjs';
-import { seedNetWeights, type SeedNetWeights } from '../model/forward.ts';
 import { architectureOf, type ConvBlock } from '../model/seed-net.ts';
-import { ARCHITECTURE_NAMES, ARCHITECTURES, INPUT_SHAPE } from '../model/spec.ts';
-import { foldSeedNet, type FoldedModel, type WeightLookup } from './fold.ts';
+import { INPUT_SHAPE } from '../model/spec.ts';
+import { foldSeedNet, type FoldedModel } from './fold.ts';
 import { foldedLogits, foldedTensors, type FoldedTensors, type FoldedWeights } from './folded-forward.mjs';
 
 // A type, not an interface: tf.tidy returns only containers with an index signature.
@@ -28,12 +27,10 @@ export class InferenceNet {
     return new InferenceNet(layout, foldedTensors(weights));
   }
 
-  /** Folds the BatchNorms of `weights` (fold.ts) into new tensors; `weights` can be disposed afterwards. */
-  static fold(weights: SeedNetWeights): InferenceNet {
-    const architecture = ARCHITECTURE_NAMES.find((name) => ARCHITECTURES[name].blocks === weights.layout);
-    if (!architecture) throw new Error('these weights are of no known architecture');
-    const folded = foldSeedNet(architecture, lookupIn(weights));
-    return InferenceNet.fromFolded(folded.layout, folded.weights);
+  /** A seed-net-family layers model folded (fold.ts) into new tensors; the model can be disposed afterwards. */
+  static fold(model: tf.LayersModel): InferenceNet {
+    const { layout, weights } = foldedOf(model);
+    return InferenceNet.fromFolded(layout, weights);
   }
 
   /** Softmax outputs [count × classes] of `count` normalised images, one after another in `batch`. */
@@ -59,25 +56,7 @@ export class InferenceNet {
 
 /** A layers model of the seed-net family, folded (fold.ts); the model is left as it is. */
 export function foldedOf(model: tf.LayersModel): FoldedModel {
-  const weights = seedNetWeights(model);
-  return foldSeedNet(architectureOf(model), lookupIn(weights));
-}
-
-/** The variables of `weights` by their saved names, as plain float32 arrays. */
-function lookupIn(weights: SeedNetWeights): WeightLookup {
-  const plain = (tensor: tf.Tensor) => ({ shape: tensor.shape, data: tensor.dataSync() as Float32Array });
-  const byName = new Map<string, () => tf.Tensor>([['block4_conv/kernel', () => weights.head]]);
-  weights.layout.forEach((block, i) => {
-    const w = weights.blocks[i]!;
-    byName.set(`${block.name}_conv/kernel`, () => w.kernel);
-    byName.set(`${block.name}_bn/gamma`, () => w.gamma);
-    byName.set(`${block.name}_bn/beta`, () => w.beta);
-    byName.set(`${block.name}_bn/moving_mean`, () => w.movingMean.read());
-    byName.set(`${block.name}_bn/moving_variance`, () => w.movingVariance.read());
-  });
-  return (name) => {
-    const tensor = byName.get(name);
-    if (!tensor) throw new Error(`the model has no weight ${name}`);
-    return plain(tensor());
-  };
+  // Variables' original names are the names model.json saves them under.
+  const weights = new Map(model.weights.map((w) => [w.originalName, { shape: w.shape as number[], data: w.read().dataSync() as Float32Array }]));
+  return foldSeedNet(architectureOf(model), weights, `model ${model.name}`);
 }
