@@ -3,14 +3,14 @@
 // and the accuracy is reported overall, per source kind and per variant, per model, with
 // the stroke-width normalisation (the default) and without it (as before it existed).
 //   npx tsx bench/robustness.ts --model runs/X/model [--model runs/Y/model ...] [--out bench/results/robustness.json]
-import * as tf from '@tensorflow/tfjs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../src/engine/index.ts';
 import { writeFileAtomic } from '../src/lib/atomic-write.ts';
 import { decodeImage } from '../src/serving/decode.ts';
-import { InferenceNet } from '../src/serving/inference-net.ts';
+import { foldedOf } from '../src/serving/fold.ts';
+import { FoldedNet } from '../src/serving/folded-forward.mjs';
 import { PREPROCESS_MAX_SIDE, toMnistForm } from '../src/serving/mnist-form.ts';
 import { loadModel } from '../src/training/artifacts.ts';
 import { generateDigitCorpus, type CorpusImage } from './digit-corpus.ts';
@@ -58,18 +58,20 @@ for (const dir of values.model) {
   const metadata = JSON.parse(await readFile(join(dir, 'metadata.json'), 'utf8'));
   const { mean, std } = metadata.normalization as { mean: number; std: number };
   const model = await loadModel(dir);
-  const net = InferenceNet.fold(model);
+  const { layout, weights } = foldedOf(model);
+  const net = new FoldedNet(layout, weights);
   results[dir] = { model: dir, recipe: metadata.recipe, testAccuracy: metadata.testAccuracy };
   for (const [name, forms] of Object.entries(preprocessings)) {
-    const labels = tf.tidy(() => {
-      const x = tf.tensor4d(Float32Array.from(forms.flatMap((f) => Array.from(f, (v) => (v / 255 - mean) / std))), [forms.length, 28, 28, 1]);
-      return Array.from(tf.argMax(net.logits(x), 1).dataSync());
+    const logits = new Float32Array(forms.length * 10);
+    net.logits(Float32Array.from(forms.flatMap((f) => Array.from(f, (v) => (v / 255 - mean) / std))), forms.length, logits);
+    const labels = forms.map((_, i) => {
+      const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+      return row.indexOf(Math.max(...row));
     });
     const result = summarise(corpus, corpus.map((image, i) => labels[i] === image.label));
     results[dir][name] = result;
     console.log(JSON.stringify({ model: dir, preset: metadata.recipe?.preset, epochs: metadata.recipe?.epochs, preprocessing: name, ...result }));
   }
-  net.dispose();
   model.dispose();
 }
 if (values.out) await writeFileAtomic(values.out, JSON.stringify({ benchmark: 'preprocess=mnist accuracy on bench/digit-corpus.ts', date: new Date().toISOString(), results }, null, 2) + '\n');

@@ -16,7 +16,8 @@ import { FileSystemRegistry } from '../src/registry/filesystem.ts';
 import type { ModelVersion } from '../src/registry/types.ts';
 import { decodeImage } from '../src/serving/decode.ts';
 import { UnprocessableInputError } from '../src/serving/errors.ts';
-import { InferenceNet } from '../src/serving/inference-net.ts';
+import { foldedOf } from '../src/serving/fold.ts';
+import { FoldedNet } from '../src/serving/folded-forward.mjs';
 import { InferencePool, InferenceThreadError } from '../src/serving/inference-pool.ts';
 import { LoadedModel } from '../src/serving/loaded-model.ts';
 import { MicroBatcher } from '../src/serving/micro-batcher.ts';
@@ -84,7 +85,7 @@ describe('the grayscale PNG fast path', () => {
   });
 });
 
-describe('InferenceNet (BatchNorm folded into the convs)', () => {
+describe('FoldedNet (BatchNorm folded into the convs, Winograd SIMD kernels)', () => {
   it.each(['seed', 'compact'] as const)('gives forwardInfer\'s logits for a %s network with non-trivial BatchNorm statistics', async (architecture) => {
     await initEngine();
     const model = buildSeedNet(7, architecture);
@@ -96,15 +97,17 @@ describe('InferenceNet (BatchNorm folded into the convs)', () => {
       block.movingMean.write(tf.randomUniform([channels], 0, 1, 'float32', 30 + i));
       block.movingVariance.write(tf.randomUniform([channels], 0.2, 3, 'float32', 40 + i));
     });
-    const net = InferenceNet.fold(model);
+    const { layout, weights: folded } = foldedOf(model);
+    const net = new FoldedNet(layout, folded);
     const x = tf.randomNormal([16, 28, 28, 1], 0, 1, 'float32', 5) as tf.Tensor4D;
-    const [expected, actual] = [forwardInfer(weights, x), net.logits(x)];
+    const logits = new Float32Array(16 * 10);
+    net.logits(x.dataSync() as Float32Array, 16, logits);
+    const [expected, actual] = [forwardInfer(weights, x), tf.tensor2d(logits, [16, 10])];
     const scale = tf.max(tf.abs(expected)).dataSync()[0]!;
     expect(scale).toBeGreaterThan(0.1);
     expect(tf.max(tf.abs(tf.sub(expected, actual))).dataSync()[0]! / scale).toBeLessThan(1e-5);
     expect(Array.from(tf.argMax(actual, 1).dataSync())).toEqual(Array.from(tf.argMax(expected, 1).dataSync()));
     tf.dispose([x, expected, actual]);
-    net.dispose();
     model.dispose();
   });
 });
@@ -279,13 +282,12 @@ describe('ModelManager hot-swap', () => {
 
   afterAll(() => tf.disposeVariables());
 
-  it('swaps to each promoted version while requests are in flight, and disposes the old tensors', async () => {
+  it('swaps to each promoted version while requests are in flight, and disposes each old version once its last request ends', async () => {
     const models = manager();
     await registry.promote(versions[0]!.version);
     await models.start();
     expect(models.active?.version).toBe(versions[0]!.version);
     const input = new Float32Array(784);
-    let tensorsAfterFirstSwap = 0;
     for (let swap = 1; swap <= 30; swap++) {
       // A request holds the old model across the swap and must still complete on it.
       const lease = await models.acquire();
@@ -299,29 +301,32 @@ describe('ModelManager hot-swap', () => {
       expect(lease.model.info.version).toBe(versions[(swap - 1) % versions.length]!.version);
       lease.release();
       await new Promise((resolve) => setImmediate(resolve)); // disposal runs once the batcher is idle
-      if (swap === 1) tensorsAfterFirstSwap = tf.memory().numTensors;
+      expect(() => lease.model.acquire()).toThrow(/already disposed/);
     }
-    expect(tf.memory().numTensors).toBe(tensorsAfterFirstSwap);
+    const active = await models.acquire();
+    active.release();
     await models.stop();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(() => active.model.acquire()).toThrow(/already disposed/);
   });
 
   it('keeps a small LRU of pinned versions; an evicted one is disposed once its request ends', async () => {
     const models = manager(1);
     await registry.promote(versions[2]!.version);
     await models.start();
-    const baseline = tf.memory().numTensors;
     const first = await models.acquire(versions[0]!.version);
-    const withOne = tf.memory().numTensors;
-    expect(withOne).toBeGreaterThan(baseline);
     const second = await models.acquire(versions[1]!.version); // evicts versions[0], still leased
     expect(await first.model.predict([new Float32Array(784)])).toHaveLength(1);
     first.release();
     second.release();
     await new Promise((resolve) => setImmediate(resolve));
-    expect(tf.memory().numTensors).toBe(withOne); // one pinned model loaded, not two
+    expect(() => first.model.acquire()).toThrow(/already disposed/); // one pinned model kept, not two
+    const again = await models.acquire(versions[1]!.version);
+    expect(again.model).toBe(second.model);
+    again.release();
     await models.stop();
     await new Promise((resolve) => setImmediate(resolve));
-    expect(tf.memory().numTensors).toBeLessThan(baseline);
+    expect(() => second.model.acquire()).toThrow(/already disposed/);
   });
 });
 

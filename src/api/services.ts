@@ -48,10 +48,8 @@ export async function createApiServices(config: Config, options: ApiServicesOpti
   const metrics = new ServiceMetrics(jobs);
   // Forward passes on worker threads, so the event loop keeps parsing and decoding while a batch computes.
   const pool = config.inferenceThreads > 0 ? await startInferencePool(config, logger) : undefined;
-  // Without them they run here, on this process's engine (process-wide state, chosen before any model
-  // loads). With them this thread never loads tfjs: models are folded from their files (fold.ts),
-  // which saves the API about 30 MB of RSS.
-  if (!pool) await (await import('../engine/index.ts')).initEngine(config);
+  // Without them they run here, on the same SIMD kernels (folded-forward.mjs). Either way the API
+  // never loads tfjs: models are folded from their files (fold.ts).
   const models = new ModelManager({
     registry,
     batching: { maxBatch: config.maxBatch, maxWaitMs: config.batchWaitMs, ...(pool ? { pool } : {}) },
@@ -78,7 +76,7 @@ export async function createApiServices(config: Config, options: ApiServicesOpti
 
 async function startInferencePool(config: Config, logger: Logger): Promise<InferencePool | undefined> {
   try {
-    return await InferencePool.start(config.inferenceThreads, config.engine);
+    return await InferencePool.start(config.inferenceThreads);
   } catch (error) {
     logger.error({ err: error }, 'inference threads could not start; forward passes run on the event loop');
     return undefined;

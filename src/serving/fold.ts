@@ -4,12 +4,12 @@
 // a over its input channels, plus a bias from b; exact because the convs are 'valid',
 // every window sees no padding) or, for the last block, the head (the global mean is
 // linear too). What is left runs as five fused conv+bias+ReLU kernels, one pool, a mean
-// and a matrix product (folded-forward.mjs).
+// and a matrix product (folded-forward.mjs, on SIMD kernels).
 //
-// No tfjs here: the API's main thread loads models straight from their files for its
-// inference threads, and so never starts an engine of its own (tfjs and a wasm engine
-// cost it about 30 MB of RSS). foldedOf (inference-net.ts) reads a layers model's variables
-// into the same function.
+// No tfjs here: the API loads models straight from their files, and so never starts an
+// engine of its own (tfjs and a wasm engine cost it about 30 MB of RSS). foldedOf reads a
+// layers model's variables (training's output, the CLI) into the same function.
+import type * as tf from '@tensorflow/tfjs';
 import { checkModelFiles, weightSpecsOf } from '../model/artifacts.ts';
 import { ARCHITECTURES, BN_EPSILON, NUM_CLASSES, NotSeedNetError, architectureNamed, type ArchitectureName, type ConvBlock } from '../model/spec.ts';
 import type { FoldedWeights, PlainTensor } from './folded-forward.mjs';
@@ -100,4 +100,11 @@ export function foldModelFiles(jsonPath: string, modelJsonBytes: Buffer, weights
   }
   // A Sequential model's name is its architecture's (seed-net.ts names them).
   return foldSeedNet(architectureNamed((modelJson.modelTopology as { config?: { name?: unknown } }).config?.name), weights, jsonPath);
+}
+
+/** A layers model of the seed-net family, folded; the model is left as it is. */
+export function foldedOf(model: tf.LayersModel): FoldedModel {
+  // Variables' original names are the names model.json saves them under.
+  const weights = new Map(model.weights.map((w) => [w.originalName, { shape: w.shape as number[], data: w.read().dataSync() as Float32Array }]));
+  return foldSeedNet(architectureNamed(model.name), weights, `model ${model.name}`);
 }

@@ -1,14 +1,3 @@
-import type * as tf from '@tensorflow/tfjs-core';
-
-export interface FoldedTensors {
-  /** Per block: the conv kernel with the previous block's BatchNorm scale folded in. */
-  kernels: tf.Tensor4D[];
-  /** Per block: the previous block's BatchNorm shift through this conv (zeros for the first block). */
-  biases: tf.Tensor1D[];
-  headKernel: tf.Tensor2D;
-  headBias: tf.Tensor1D;
-}
-
 export interface PlainTensor {
   shape: number[];
   data: Float32Array;
@@ -22,7 +11,14 @@ export interface FoldedWeights {
   headBias: PlainTensor;
 }
 
-/** Logits for a batch [N, 28, 28, 1] of normalised images. */
-export function foldedLogits(layout: readonly { poolAfter: boolean }[], folded: FoldedTensors, x: tf.Tensor4D): tf.Tensor2D;
+/** A seed-net-family model's folded weights in a wasm memory of its own, ready to classify 28×28 images. */
+export class FoldedNet {
+  constructor(layout: readonly { poolAfter: boolean }[], weights: FoldedWeights);
+  /** Writes the logits [count × classes] of `count` normalised images (784 values each, one after another) into `output`. */
+  logits(input: Float32Array, count: number, output: Float32Array): void;
+  /** Writes the softmax outputs [count × classes] of `count` normalised images into `output`. */
+  probabilities(input: Float32Array, count: number, output: Float32Array): void;
+}
 
-export function foldedTensors(weights: FoldedWeights): FoldedTensors;
+/** The kernels, compiled once per thread (a thread calls it at start, so that a runtime without wasm SIMD fails there). */
+export function kernelsModule(): WebAssembly.Module;

@@ -2,20 +2,23 @@
 // (inference-thread.mjs), each with its own copy of every loaded model's folded
 // weights, so that a batch computing on one core does not stop the event loop
 // from parsing and decoding the next requests on the other. Jobs go to the first
-// idle thread, else wait in one first-come-first-served queue (their number is
-// bounded by the micro-batchers, which keep at most one batch per thread in flight).
+// idle thread, else to a busy one's second slot, else wait in one first-come-first-served
+// queue (their number is bounded by the micro-batchers, which keep at most `capacity`
+// batches in flight). The second slot keeps a thread computing: its next batch is already
+// written and posted when it finishes one, instead of waiting for the event loop to get
+// round to the 'done' message while it parses requests (measured: 1 thread, 32-image
+// requests at 8 connections, 9,680 → see bench/results/predict-load-*.json).
 //
-// Images and probabilities cross to a thread through two shared buffers it keeps
-// (a slab each way, grown when a batch does not fit), not a new transferred buffer per
+// Images and probabilities cross to a thread through shared buffers it keeps (a slab
+// each way per slot, grown when a batch does not fit), not a new transferred buffer per
 // batch: a transferred buffer is freed only when the receiving thread next collects
 // garbage, which one allocating almost nothing on its JS heap rarely does, so under load
 // tens of MB of them piled up in the API's malloc heap and fragmented it (bench/api-rss.ts).
 import { Worker } from 'node:worker_threads';
-import type { EngineName } from '../engine/types.ts';
 import type { ConvBlock } from '../model/seed-net.ts';
 import { IMAGE_PIXELS, NUM_CLASSES } from '../model/spec.ts';
 import type { FoldedWeights } from './folded-forward.mjs';
-import type { FromThread, ToThread } from './inference-thread.mjs';
+import type { FromThread, ThreadData, ToThread } from './inference-thread.mjs';
 
 const THREAD = new URL('./inference-thread.mjs', import.meta.url);
 
@@ -49,26 +52,34 @@ class Slabs {
 
 /** Images a thread's slabs hold at first (the default MAX_BATCH); a bigger batch grows them. */
 const INITIAL_SLAB_IMAGES = 64;
+/** Batches a thread holds at once: the one it computes and the next, already written. */
+const SLOTS = 2;
+
+type Started = Job & { id: number; slot: number };
 
 class InferenceThread {
   readonly worker: Worker;
-  busy: (Job & { id: number }) | undefined;
-  private readonly loads = new Map<number, () => void>();
-  private slabs = new Slabs(INITIAL_SLAB_IMAGES);
+  /** Jobs posted to the thread, oldest (the one computing) first; at most SLOTS. */
+  readonly jobs: Started[] = [];
+  private readonly loads = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
+  private readonly slabs = Array.from({ length: SLOTS }, () => new Slabs(INITIAL_SLAB_IMAGES));
 
-  constructor(engine: EngineName | 'auto', onIdle: () => void, onDeath: (thread: InferenceThread, error: Error) => void) {
+  constructor(onIdle: () => void, onDeath: (thread: InferenceThread, error: Error) => void) {
     // execArgv without the parent's loader flags (tsx): the thread is plain JavaScript.
-    this.worker = new Worker(THREAD, { workerData: { engine, input: this.slabs.input, output: this.slabs.output }, execArgv: [] });
+    const workerData: ThreadData = { slots: this.slabs.map(({ input, output }) => ({ input, output })) };
+    this.worker = new Worker(THREAD, { workerData, execArgv: [] });
     this.ready = new Promise((resolve, reject) => {
       this.worker.on('message', (message: FromThread) => {
         if (message.type === 'ready') resolve();
         else if (message.type === 'fatal') reject(new InferenceThreadError(`inference thread could not start: ${message.message}`));
-        else if (message.type === 'loaded') this.loads.get(message.model)?.();
-        else if (this.busy?.id === message.job) {
-          const job = this.busy;
-          this.busy = undefined;
-          if (message.type === 'done') job.resolve(this.slabs.output.slice(0, job.count * NUM_CLASSES));
-          else job.reject(new InferenceThreadError(message.message));
+        else if (message.type === 'loaded') this.loads.get(message.model)?.resolve();
+        else if (message.type === 'load-failed') this.loads.get(message.model)?.reject(new InferenceThreadError(message.message));
+        else {
+          const index = this.jobs.findIndex((job) => job.id === message.job);
+          if (index < 0) return;
+          const [job] = this.jobs.splice(index, 1);
+          if (message.type === 'done') job!.resolve(this.slabs[job!.slot]!.output.slice(0, job!.count * NUM_CLASSES));
+          else job!.reject(new InferenceThreadError(message.message));
           onIdle();
         }
       });
@@ -90,27 +101,30 @@ class InferenceThread {
     this.worker.postMessage(message);
   }
 
-  /** Has the job write its images into the input slab (grown if they do not fit) and starts it; a job whose write throws fails alone. */
+  /** Has the job write its images into a free slot's input slab (grown if they do not fit) and posts it; a job whose write throws fails alone. */
   start(job: Job & { id: number }): void {
     const { count } = job;
-    const grown = count > this.slabs.images;
-    if (grown) this.slabs = new Slabs(count);
+    const slot = [...Array(SLOTS).keys()].find((s) => !this.jobs.some((j) => j.slot === s))!;
+    const grown = count > this.slabs[slot]!.images;
+    if (grown) this.slabs[slot] = new Slabs(count);
+    const slabs = this.slabs[slot]!;
     try {
-      job.write(this.slabs.input.subarray(0, count * IMAGE_PIXELS));
+      job.write(slabs.input.subarray(0, count * IMAGE_PIXELS));
     } catch (error) {
       job.reject(error as Error);
       return;
     }
-    this.busy = job;
-    this.send({ type: 'run', job: job.id, model: job.model, count, ...(grown ? { input: this.slabs.input, output: this.slabs.output } : {}) });
+    this.jobs.push({ ...job, slot });
+    this.send({ type: 'run', job: job.id, model: job.model, count, slot, ...(grown ? { input: slabs.input, output: slabs.output } : {}) });
   }
 
   load(model: number, layout: ConvBlock[], weights: FoldedWeights): Promise<void> {
-    return new Promise((resolve) => {
-      this.loads.set(model, () => {
+    return new Promise((resolve, reject) => {
+      const settle = (then: () => void) => {
         this.loads.delete(model);
-        resolve();
-      });
+        then();
+      };
+      this.loads.set(model, { resolve: () => settle(resolve), reject: (error) => settle(() => reject(error)) });
       this.send({ type: 'load', model, layout, weights });
     });
   }
@@ -123,13 +137,13 @@ export class InferencePool {
   private nextJob = 1;
   private closed = false;
 
-  private constructor(size: number, engine: EngineName | 'auto') {
-    this.threads = Array.from({ length: size }, () => new InferenceThread(engine, () => this.dispatch(), (thread, error) => this.lost(thread, error)));
+  private constructor(size: number) {
+    this.threads = Array.from({ length: size }, () => new InferenceThread(() => this.dispatch(), (thread, error) => this.lost(thread, error)));
   }
 
-  /** Starts `size` threads and waits until each has its engine. */
-  static async start(size: number, engine: EngineName | 'auto' = 'auto'): Promise<InferencePool> {
-    const pool = new InferencePool(size, engine);
+  /** Starts `size` threads and waits until each has compiled its kernels. */
+  static async start(size: number): Promise<InferencePool> {
+    const pool = new InferencePool(size);
     try {
       await Promise.all(pool.threads.map((thread) => thread.ready));
     } catch (error) {
@@ -143,12 +157,22 @@ export class InferencePool {
     return this.threads.length;
   }
 
+  /** Batches the threads hold at once (two per thread: one computing, the next written); more wait in the queue. */
+  get capacity(): number {
+    return this.threads.length * SLOTS;
+  }
+
   /** Copies a model's folded weights into every thread; the id names it in run() and unload(). */
   async load(layout: readonly ConvBlock[], weights: FoldedWeights): Promise<number> {
     if (this.closed) throw new InferenceThreadError('the inference threads are stopped');
     if (this.threads.length === 0) throw new InferenceThreadError('no inference thread is running (they exited; see the log)');
     const model = this.nextModel++;
-    await Promise.all(this.threads.map((thread) => thread.load(model, [...layout], weights)));
+    try {
+      await Promise.all(this.threads.map((thread) => thread.load(model, [...layout], weights)));
+    } catch (error) {
+      this.unload(model);
+      throw error;
+    }
     return model;
   }
 
@@ -173,24 +197,26 @@ export class InferencePool {
     this.closed = true;
     const stopped = new InferenceThreadError('the inference threads are stopped');
     for (const job of this.queue.splice(0)) job.reject(stopped);
-    for (const thread of this.threads) thread.busy?.reject(stopped);
+    for (const thread of this.threads) for (const job of thread.jobs.splice(0)) job.reject(stopped);
     await Promise.all(this.threads.map((thread) => thread.worker.terminate()));
   }
 
+  /** Idle threads first, then second slots, oldest job first. */
   private dispatch(): void {
-    for (const thread of this.threads) {
-      while (!thread.busy && this.queue.length > 0) thread.start({ ...this.queue.shift()!, id: this.nextJob++ });
+    for (let depth = 1; depth <= SLOTS; depth++) {
+      for (const thread of this.threads) {
+        while (thread.jobs.length < depth && this.queue.length > 0) thread.start({ ...this.queue.shift()!, id: this.nextJob++ });
+      }
     }
   }
 
-  /** A thread that died fails its job; the rest go on (an API with no thread left fails every request, and /readyz stays as it is). */
+  /** A thread that died fails its jobs; the rest go on (an API with no thread left fails every request, and /readyz stays as it is). */
   private lost(thread: InferenceThread, error: Error): void {
     if (this.closed) return;
     const index = this.threads.indexOf(thread);
     if (index < 0) return;
     this.threads.splice(index, 1);
-    thread.busy?.reject(error);
-    thread.busy = undefined;
+    for (const job of thread.jobs.splice(0)) job.reject(error);
     if (this.threads.length === 0) for (const job of this.queue.splice(0)) job.reject(error);
   }
 }

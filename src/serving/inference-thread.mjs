@@ -1,36 +1,19 @@
 // An inference thread (a worker started by inference-pool.ts): holds folded models
-// by id and runs forward passes on its own single-threaded wasm engine, so that the
-// API's event loop keeps parsing, decoding and answering requests while a batch
+// by id and runs their forward passes (folded-forward.mjs, WebAssembly SIMD), so that
+// the API's event loop keeps parsing, decoding and answering requests while a batch
 // computes. Plain JavaScript, loaded without the TypeScript loader (which would cost
 // about 60 MB per thread); the messages are typed in inference-thread.d.mts.
-import { createRequire } from 'node:module';
-import { dirname, join, sep } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-// tfjs-core and the one backend the thread runs, not the union package (its layers, converter,
-// data and webgl code would cost each thread ~23 MB).
-import * as tf from '@tensorflow/tfjs-core';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { foldedLogits, foldedTensors } from './folded-forward.mjs';
+import { FoldedNet, kernelsModule } from './folded-forward.mjs';
 
 const port = parentPort;
 const models = new Map();
-// Shared with the pool (inference-pool.ts): a batch's images come in through one, its probabilities go out through the other.
-let { input, output } = workerData;
-
-async function startEngine(engine) {
-  // The engine the API was configured with, where a thread can run it: wasm (one thread; parallelism
-  // comes from the pool), or cpu when that is what the API runs on.
-  const backend = engine === 'cpu' ? 'cpu' : 'wasm';
-  if (backend === 'cpu') await import('@tensorflow/tfjs-backend-cpu');
-  if (backend === 'wasm') setWasmPaths(join(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + sep);
-  if (!(await tf.setBackend(backend)) || tf.getBackend() !== backend) throw new Error(`tf.setBackend('${backend}') did not succeed`);
-  await tf.ready();
-}
-
-const dispose = (folded) => tf.dispose([...folded.kernels, ...folded.biases, folded.headKernel, folded.headBias]);
+// Shared with the pool (inference-pool.ts), per slot: a batch's images come in through one slab, its
+// probabilities go out through the other. Batches run in the order they were posted.
+const { slots } = workerData;
 
 try {
-  await startEngine(workerData.engine);
+  kernelsModule();
   port.postMessage({ type: 'ready' });
 } catch (error) {
   port.postMessage({ type: 'fatal', message: error instanceof Error ? error.message : String(error) });
@@ -38,23 +21,21 @@ try {
 
 port.on('message', (message) => {
   if (message.type === 'load') {
-    const previous = models.get(message.model);
-    if (previous) dispose(previous.folded);
-    models.set(message.model, { layout: message.layout, folded: foldedTensors(message.weights) });
-    port.postMessage({ type: 'loaded', model: message.model });
+    try {
+      models.set(message.model, new FoldedNet(message.layout, message.weights));
+      port.postMessage({ type: 'loaded', model: message.model });
+    } catch (error) {
+      port.postMessage({ type: 'load-failed', model: message.model, message: error instanceof Error ? error.message : String(error) });
+    }
   } else if (message.type === 'unload') {
-    const model = models.get(message.model);
-    if (model) dispose(model.folded);
     models.delete(message.model);
   } else {
     try {
-      if (message.input) ({ input, output } = message);
-      const model = models.get(message.model);
-      if (!model) throw new Error(`model ${message.model} is not loaded in this inference thread`);
-      const { count } = message;
-      const probabilities = tf.tidy(() => tf.softmax(foldedLogits(model.layout, model.folded, tf.tensor4d(input.subarray(0, count * 784), [count, 28, 28, 1]))));
-      output.set(probabilities.dataSync());
-      probabilities.dispose();
+      if (message.input) slots[message.slot] = { input: message.input, output: message.output };
+      const net = models.get(message.model);
+      if (!net) throw new Error(`model ${message.model} is not loaded in this inference thread`);
+      const { input, output } = slots[message.slot];
+      net.probabilities(input, message.count, output);
       port.postMessage({ type: 'done', job: message.job });
     } catch (error) {
       port.postMessage({ type: 'failed', job: message.job, message: error instanceof Error ? error.message : String(error) });

@@ -1,20 +1,18 @@
 // One model version in memory, ready to predict: its weights folded for inference
-// (inference-net.ts), its own normalisation (from metadata.json) and its own micro-batcher.
-// Forward passes run on the inference threads when there are any (inference-pool.ts),
-// else on the event loop. Requests hold a
+// (fold.ts), its own normalisation (from metadata.json) and its own micro-batcher.
+// Forward passes (folded-forward.mjs, WebAssembly SIMD) run on the inference threads when
+// there are any (inference-pool.ts), else on the event loop. Requests hold a
 // lease while they use it; a retired model (swapped out or evicted) is disposed
 // when the last lease ends, so requests in flight finish on the model they started with.
-// With inference threads this module, and so the API's main thread, never loads tfjs: models
-// are folded from their files in plain arithmetic (fold.ts) and computed on by the threads;
-// the tfjs side (inference-net.ts) is imported only where forward passes run here.
+// No tfjs here: models are folded from their files in plain arithmetic.
 import type * as tf from '@tensorflow/tfjs';
 import { DATASET_SOURCES } from '../data/datasets.ts';
 import type { DatasetName } from '../data/types.ts';
 import { MODEL_JSON, WEIGHTS_BIN } from '../model/artifacts.ts';
 import type { ModelRegistry, ModelVersion } from '../registry/types.ts';
 import { ModelLoadError } from './errors.ts';
-import { foldModelFiles, type FoldedModel } from './fold.ts';
-import type { InferenceNet } from './inference-net.ts';
+import { foldModelFiles, foldedOf, type FoldedModel } from './fold.ts';
+import { FoldedNet } from './folded-forward.mjs';
 import type { InferencePool } from './inference-pool.ts';
 import { MicroBatcher, type MicroBatcherOptions } from './micro-batcher.ts';
 import { IMAGE_PIXELS, NUM_CLASSES, normalisationTable, normaliseInto, type Normalization } from '../model/spec.ts';
@@ -55,8 +53,8 @@ export interface ForwardOptions extends MicroBatcherOptions {
   pool?: InferencePool;
 }
 
-/** Where a model's folded weights live: tensors on this thread, or copies in the inference threads. */
-type Runner = { net: InferenceNet } | { pool: InferencePool; id: number };
+/** Where a model's folded weights live: a net on this thread, or copies in the inference threads. */
+type Runner = { net: FoldedNet } | { pool: InferencePool; id: number };
 
 export function normalizationOf(metadata: ServingMetadata): Normalization {
   const recorded = metadata.normalization;
@@ -89,8 +87,8 @@ export class LoadedModel {
     this.info = { model: metadata.model ?? metadata.dataset, version: metadata.version, dataset: metadata.dataset, testAccuracy: metadata.testAccuracy };
     this.normalization = normalizationOf(metadata);
     this.table = normalisationTable(this.normalization);
-    // One batch per inference thread in flight; the others queue, so each next batch takes the oldest images.
-    const maxInFlight = 'pool' in runner ? runner.pool.size : undefined;
+    // As many batches in flight as the inference threads hold; the others queue, so each next batch takes the oldest images.
+    const maxInFlight = 'pool' in runner ? runner.pool.capacity : undefined;
     const { maxBatch, maxWaitMs } = batching;
     // Waiting images are bounded (64 batches, under a second at full speed): overload is a 503 with Retry-After, not an unbounded wait.
     const maxQueued = 64 * maxBatch;
@@ -121,7 +119,7 @@ export class LoadedModel {
   ): Promise<LoadedModel> {
     let folded: FoldedModel;
     try {
-      folded = (await import('./inference-net.ts')).foldedOf(model);
+      folded = foldedOf(model);
     } catch (error) {
       throw new ModelLoadError(metadata.version, error);
     } finally {
@@ -142,7 +140,7 @@ export class LoadedModel {
     try {
       runner = pool
         ? { pool, id: await pool.load(folded.layout, folded.weights) }
-        : { net: (await import('./inference-net.ts')).InferenceNet.fromFolded(folded.layout, folded.weights) };
+        : { net: new FoldedNet(folded.layout, folded.weights) };
       const loaded = new LoadedModel(metadata, runner, batching, onBatch);
       // The warm-up doubles as a check: a model that loads but computes garbage is refused here.
       const [probabilities] = await loaded.forward([new Uint8Array(IMAGE_PIXELS)]);
@@ -152,10 +150,7 @@ export class LoadedModel {
       }
       return loaded;
     } catch (error) {
-      if (runner) {
-        if ('pool' in runner) runner.pool.unload(runner.id);
-        else runner.net.dispose();
-      }
+      if (runner && 'pool' in runner) runner.pool.unload(runner.id);
       throw new ModelLoadError(metadata.version, error);
     }
   }
@@ -185,15 +180,18 @@ export class LoadedModel {
   async predict(images: Pixels[]): Promise<Prediction[]> {
     const probabilities = await this.batcher.submitMany(images);
     return probabilities.map((p) => {
-      const values = Array.from(p);
-      const label = values.indexOf(Math.max(...values));
+      // A plain loop: Array.from walks a typed array through its iterator, an object per element.
+      const values: number[] = [];
+      for (let k = 0; k < p.length; k++) values.push(p[k]!);
+      let label = 0;
+      for (let k = 1; k < values.length; k++) if (values[k]! > values[label]!) label = k;
       return { label, confidence: values[label]!, probabilities: values };
     });
   }
 
   private async forward(images: Pixels[]): Promise<Float32Array[]> {
     const values = await this.probabilities(images);
-    return images.map((_, i) => values.slice(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
+    return images.map((_, i) => values.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES));
   }
 
   /** Writes the images, normalised, one after another into `batch` (the network's input; no per-image copies). */
@@ -207,7 +205,9 @@ export class LoadedModel {
     if ('pool' in runner) return runner.pool.run(runner.id, images.length, (batch) => this.writeBatch(batch, images));
     const batch = new Float32Array(images.length * IMAGE_PIXELS);
     this.writeBatch(batch, images);
-    return runner.net.probabilities(batch, images.length);
+    const probabilities = new Float32Array(images.length * NUM_CLASSES);
+    runner.net.probabilities(batch, images.length, probabilities);
+    return probabilities;
   }
 
   private disposeIfUnused(): void {
@@ -215,6 +215,7 @@ export class LoadedModel {
     this.disposed = true;
     // Leases cover every submit, so the batcher is idle here; waiting costs nothing and guards the invariant.
     const { runner } = this;
-    void this.batcher.idle().then(() => ('pool' in runner ? runner.pool.unload(runner.id) : runner.net.dispose()));
+    // A net on this thread is garbage once unreferenced; the threads' copies are dropped by message.
+    void this.batcher.idle().then(() => ('pool' in runner ? runner.pool.unload(runner.id) : undefined));
   }
 }

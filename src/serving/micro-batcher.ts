@@ -4,7 +4,7 @@
 // grows with load while a lone request waits at most maxWaitMs extra. Images queue
 // first-come-first-served and a batch is bounded by images, not requests (a big
 // request may span two batches). With `maxInFlight`, at most that many batches run
-// at once (one per inference thread); the rest wait in the queue and the next batch
+// at once (two per inference thread: one computing, the next written); the rest wait in the queue and the next batch
 // starts as one finishes, taking the oldest images, so under load batches fill up
 // by themselves and no request waits behind later ones.
 

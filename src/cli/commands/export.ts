@@ -6,7 +6,7 @@ import { DATASET_NAMES } from '../../data/types.ts';
 import { initEngine } from '../../engine/index.ts';
 import { writeFileAtomic } from '../../lib/atomic-write.ts';
 import type { ServingMetadata } from '../../serving/loaded-model.ts';
-import { foldedOf } from '../../serving/inference-net.ts';
+import { foldedOf } from '../../serving/fold.ts';
 import { ONNX_OPSET, seedNetToOnnx } from '../../serving/onnx-export.ts';
 import { METADATA_JSON, ModelArtifactsError, readMetadataJson } from '../../model/artifacts.ts';
 import { loadModel } from '../../training/artifacts.ts';
