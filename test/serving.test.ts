@@ -310,6 +310,21 @@ describe('ModelManager hot-swap', () => {
     expect(() => active.model.acquire()).toThrow(/already disposed/);
   });
 
+  it('stop() returns once the requests in flight on its models have finished (the inference threads close after it)', async () => {
+    const models = manager();
+    await registry.promote(versions[0]!.version);
+    await models.start();
+    const lease = await models.acquire();
+    let stopped = false;
+    const stopping = models.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(stopped).toBe(false);
+    expect(await lease.model.predict([new Float32Array(784)])).toHaveLength(1); // the retired model still serves its lease
+    lease.release();
+    await stopping;
+    expect(() => lease.model.acquire()).toThrow(/already disposed/);
+  });
+
   it('keeps a small LRU of pinned versions; an evicted one is disposed once its request ends', async () => {
     const models = manager(1);
     await registry.promote(versions[2]!.version);

@@ -6,8 +6,9 @@
 // queue (their number is bounded by the micro-batchers, which keep at most `capacity`
 // batches in flight). The second slot keeps a thread computing: its next batch is already
 // written and posted when it finishes one, instead of waiting for the event loop to get
-// round to the 'done' message while it parses requests (measured: 1 thread, 32-image
-// requests at 8 connections, 9,680 → see bench/results/predict-load-*.json).
+// round to the 'done' message while it parses requests (one thread, digits-only probes:
+// 32-PNG requests at 8 connections 9,680 → 11,032 images/s, single PNGs 3,762 → 4,961;
+// bench/results/predict-load-f4-threads1.json, -f4-slots-threads1.json).
 //
 // Images and probabilities cross to a thread through shared buffers it keeps (a slab
 // each way per slot, grown when a batch does not fit), not a new transferred buffer per

@@ -81,6 +81,9 @@ export class LoadedModel {
   private retired = false;
   private disposed = false;
   private readonly runner: Runner;
+  private markDisposed!: () => void;
+  /** Resolves once the model is retired and disposed: its last lease released, its last batch done. */
+  readonly disposal = new Promise<void>((resolve) => (this.markDisposed = resolve));
 
   private constructor(metadata: ServingMetadata, runner: Runner, batching: MicroBatcherOptions, onBatch?: (version: string, size: number) => void) {
     this.runner = runner;
@@ -216,6 +219,9 @@ export class LoadedModel {
     // Leases cover every submit, so the batcher is idle here; waiting costs nothing and guards the invariant.
     const { runner } = this;
     // A net on this thread is garbage once unreferenced; the threads' copies are dropped by message.
-    void this.batcher.idle().then(() => ('pool' in runner ? runner.pool.unload(runner.id) : undefined));
+    void this.batcher.idle().then(() => {
+      if ('pool' in runner) runner.pool.unload(runner.id);
+      this.markDisposed();
+    });
   }
 }

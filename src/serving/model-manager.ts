@@ -16,6 +16,9 @@ import { UnknownModelError } from '../registry/errors.ts';
 import { NoModelError } from './errors.ts';
 import { LoadedModel, type ForwardOptions, type ModelInfo } from './loaded-model.ts';
 
+/** Longest stop() waits for requests still using a model. */
+const STOP_WAIT_MS = 5000;
+
 export interface ModelManagerOptions {
   registry: ModelRegistry;
   /** Batch bounds and inference threads; read at each load, so a pool set on it before start() is used. */
@@ -114,9 +117,18 @@ export class ModelManager {
     await this.subscription?.close();
     this.subscription = undefined;
     await this.refreshing;
-    for (const model of [...this.served.values(), ...this.pinned.values()]) model.retire();
+    const models = [...this.served.values(), ...this.pinned.values()];
+    for (const model of models) model.retire();
     this.served.clear();
     this.pinned.clear();
+    // Requests in flight finish on their model before this returns (the inference threads are
+    // closed after it, and would fail them), within a bound so that a stuck one cannot hold shutdown.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(models.map((model) => model.disposal)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS).unref())),
+    ]);
+    clearTimeout(timer);
   }
 
   /**
