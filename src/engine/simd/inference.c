@@ -23,6 +23,8 @@
 #define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
 #endif
 
+#include "block4x8.h"
+
 static inline v128_t bias_relu(v128_t acc, v128_t bias) { return wasm_f32x4_max(wasm_f32x4_add(acc, bias), wasm_f32x4_splat(0)); }
 
 // ------------------------------------------------------------------ direct 3x3 conv
@@ -52,48 +54,36 @@ static inline void direct_px4_o4(const float* in_px, int in_row, int C, const fl
 // 4 output pixels x 8 output channels (fewer loads per multiply-add than two 4 x 4 blocks).
 static inline __attribute__((always_inline)) void direct_px4_o8(const float* in_px, int in_row, const int C, const float* w, int O, v128_t bias0,
                                                                  v128_t bias1, float* out, int O_stride) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+  block4x8 k = block4x8_zero();
   for (int i = 0; i < 3; i++) {
     for (int j = 0; j < 3; j++) {
       const float* p = in_px + i * in_row + j * C;
       const float* wt = w + (i * 3 + j) * C * O;
-      for (int c = 0; c < C; c++) {
-        v128_t w0 = wasm_v128_load(wt + c * O), w1 = wasm_v128_load(wt + c * O + 4);
-        v128_t p0 = wasm_v128_load32_splat(p + c), p1 = wasm_v128_load32_splat(p + C + c);
-        v128_t p2 = wasm_v128_load32_splat(p + 2 * C + c), p3 = wasm_v128_load32_splat(p + 3 * C + c);
-        a0 = MADD(a0, p0, w0); a1 = MADD(a1, p0, w1);
-        b0 = MADD(b0, p1, w0); b1 = MADD(b1, p1, w1);
-        c0 = MADD(c0, p2, w0); c1 = MADD(c1, p2, w1);
-        d0 = MADD(d0, p3, w0); d1 = MADD(d1, p3, w1);
-      }
+      for (int c = 0; c < C; c++) block4x8_step(&k, p + c, p + C + c, p + 2 * C + c, p + 3 * C + c, wt + c * O);
     }
   }
-  wasm_v128_store(out, bias_relu(a0, bias0)); wasm_v128_store(out + 4, bias_relu(a1, bias1));
-  wasm_v128_store(out + O_stride, bias_relu(b0, bias0)); wasm_v128_store(out + O_stride + 4, bias_relu(b1, bias1));
-  wasm_v128_store(out + 2 * O_stride, bias_relu(c0, bias0)); wasm_v128_store(out + 2 * O_stride + 4, bias_relu(c1, bias1));
-  wasm_v128_store(out + 3 * O_stride, bias_relu(d0, bias0)); wasm_v128_store(out + 3 * O_stride + 4, bias_relu(d1, bias1));
+  block4x8_bias_relu(&k, bias0, bias1);
+  block4x8_store(&k, out, O_stride);
 }
 
 // The one-input-channel conv (the first): 4 output pixels x 8 output channels, each input
 // row's 6 pixels loaded once for its 3 taps.
 static inline void direct_c1_px4_o8(const float* in_px, int in_row, const float* w, int O, v128_t bias0, v128_t bias1, float* out) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+  block4x8 k = block4x8_zero();
   for (int i = 0; i < 3; i++) {
     const float* row = in_px + i * in_row;
     v128_t s[6];
     for (int q = 0; q < 6; q++) s[q] = wasm_v128_load32_splat(row + q);
     for (int j = 0; j < 3; j++) {
       v128_t w0 = wasm_v128_load(w + (i * 3 + j) * O), w1 = wasm_v128_load(w + (i * 3 + j) * O + 4);
-      a0 = MADD(a0, s[j], w0); a1 = MADD(a1, s[j], w1);
-      b0 = MADD(b0, s[j + 1], w0); b1 = MADD(b1, s[j + 1], w1);
-      c0 = MADD(c0, s[j + 2], w0); c1 = MADD(c1, s[j + 2], w1);
-      d0 = MADD(d0, s[j + 3], w0); d1 = MADD(d1, s[j + 3], w1);
+      k.a0 = MADD(k.a0, s[j], w0); k.a1 = MADD(k.a1, s[j], w1);
+      k.b0 = MADD(k.b0, s[j + 1], w0); k.b1 = MADD(k.b1, s[j + 1], w1);
+      k.c0 = MADD(k.c0, s[j + 2], w0); k.c1 = MADD(k.c1, s[j + 2], w1);
+      k.d0 = MADD(k.d0, s[j + 3], w0); k.d1 = MADD(k.d1, s[j + 3], w1);
     }
   }
-  wasm_v128_store(out, bias_relu(a0, bias0)); wasm_v128_store(out + 4, bias_relu(a1, bias1));
-  wasm_v128_store(out + O, bias_relu(b0, bias0)); wasm_v128_store(out + O + 4, bias_relu(b1, bias1));
-  wasm_v128_store(out + 2 * O, bias_relu(c0, bias0)); wasm_v128_store(out + 2 * O + 4, bias_relu(c1, bias1));
-  wasm_v128_store(out + 3 * O, bias_relu(d0, bias0)); wasm_v128_store(out + 3 * O + 4, bias_relu(d1, bias1));
+  block4x8_bias_relu(&k, bias0, bias1);
+  block4x8_store(&k, out, O);
 }
 
 // One output pixel x 4 output channels.
@@ -194,20 +184,9 @@ static void input_transform(const float* in, int w, int C, int oh, int ow, float
 
 // m[t][o..o+8) = sum over c of a[t][c] * b[c][o..o+8) for 4 tiles t (rows of a, C apart).
 static inline __attribute__((always_inline)) void gemm_t4_o8(const float* a, const float* b, const int C, int O, float* m) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
-  for (int c = 0; c < C; c++) {
-    v128_t w0 = wasm_v128_load(b + c * O), w1 = wasm_v128_load(b + c * O + 4);
-    v128_t p0 = wasm_v128_load32_splat(a + c), p1 = wasm_v128_load32_splat(a + C + c);
-    v128_t p2 = wasm_v128_load32_splat(a + 2 * C + c), p3 = wasm_v128_load32_splat(a + 3 * C + c);
-    a0 = MADD(a0, p0, w0); a1 = MADD(a1, p0, w1);
-    b0 = MADD(b0, p1, w0); b1 = MADD(b1, p1, w1);
-    c0 = MADD(c0, p2, w0); c1 = MADD(c1, p2, w1);
-    d0 = MADD(d0, p3, w0); d1 = MADD(d1, p3, w1);
-  }
-  wasm_v128_store(m, a0); wasm_v128_store(m + 4, a1);
-  wasm_v128_store(m + O, b0); wasm_v128_store(m + O + 4, b1);
-  wasm_v128_store(m + 2 * O, c0); wasm_v128_store(m + 2 * O + 4, c1);
-  wasm_v128_store(m + 3 * O, d0); wasm_v128_store(m + 3 * O + 4, d1);
+  block4x8 k = block4x8_zero();
+  for (int c = 0; c < C; c++) block4x8_step(&k, a + c, a + C + c, a + 2 * C + c, a + 3 * C + c, b + c * O);
+  block4x8_store(&k, m, O);
 }
 
 // `rows` (1..4) tiles x 4 output channels.

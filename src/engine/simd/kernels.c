@@ -27,6 +27,8 @@
 #define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
 #endif
 
+#include "block4x8.h"
+
 static inline uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;
   h *= 0x85ebca6bu;
@@ -225,26 +227,15 @@ void relu_bn_dropout_grad_apply(const float* dy, const float* z, const uint8_t* 
 // Always inlined so that a constant C (see conv2d_valid) turns every offset into an immediate.
 static inline __attribute__((always_inline)) void conv_px4_o8(const float* in_px, int in_row, const int C, const float* w,
                                                                int kh, int kw, int O, float* out, int O_stride) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+  block4x8 k = block4x8_zero();
   for (int i = 0; i < kh; i++) {
     for (int j = 0; j < kw; j++) {
       const float* p = in_px + i * in_row + j * C;
       const float* wt = w + (i * kw + j) * C * O;
-      for (int c = 0; c < C; c++) {
-        v128_t w0 = wasm_v128_load(wt + c * O), w1 = wasm_v128_load(wt + c * O + 4);
-        v128_t p0 = wasm_v128_load32_splat(p + c), p1 = wasm_v128_load32_splat(p + C + c);
-        v128_t p2 = wasm_v128_load32_splat(p + 2 * C + c), p3 = wasm_v128_load32_splat(p + 3 * C + c);
-        a0 = MADD(a0, p0, w0); a1 = MADD(a1, p0, w1);
-        b0 = MADD(b0, p1, w0); b1 = MADD(b1, p1, w1);
-        c0 = MADD(c0, p2, w0); c1 = MADD(c1, p2, w1);
-        d0 = MADD(d0, p3, w0); d1 = MADD(d1, p3, w1);
-      }
+      for (int c = 0; c < C; c++) block4x8_step(&k, p + c, p + C + c, p + 2 * C + c, p + 3 * C + c, wt + c * O);
     }
   }
-  wasm_v128_store(out, a0); wasm_v128_store(out + 4, a1);
-  wasm_v128_store(out + O_stride, b0); wasm_v128_store(out + O_stride + 4, b1);
-  wasm_v128_store(out + 2 * O_stride, c0); wasm_v128_store(out + 2 * O_stride + 4, c1);
-  wasm_v128_store(out + 3 * O_stride, d0); wasm_v128_store(out + 3 * O_stride + 4, d1);
+  block4x8_store(&k, out, O_stride);
 }
 
 // `pixels` (1..4) output pixels x 4 output channels.
