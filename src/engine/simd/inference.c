@@ -13,17 +13,7 @@
 // Layout: NHWC images seen as [pixels, channels]; channel counts are multiples of 4 (the
 // seed and compact nets' are). The module owns no memory: every buffer is the caller's, in
 // the memory it imports. Build: build.sh beside this file.
-#include <wasm_simd128.h>
-
-#define EXPORT(name) __attribute__((export_name(#name)))
-
-#ifdef RELAXED
-#define MADD(acc, a, b) wasm_f32x4_relaxed_madd((a), (b), (acc))
-#else
-#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
-#endif
-
-#include "block4x8.h"
+#include "simd-common.h"
 
 static inline v128_t bias_relu(v128_t acc, v128_t bias) { return wasm_f32x4_max(wasm_f32x4_add(acc, bias), wasm_f32x4_splat(0)); }
 

@@ -14,20 +14,8 @@
 // backward kernels: keep(i) = hash(i, key) < threshold, with threshold =
 // keepProbability * 2^32. dropout-mask.ts implements the same hash in JS.
 #include <stdint.h>
-#include <wasm_simd128.h>
 
-#define EXPORT(name) __attribute__((export_name(#name)))
-
-// acc + a * b. Built with -DRELAXED (kernels-relaxed*.wasm) it is relaxed SIMD's fused
-// multiply-add, one instruction where the CPU has FMA; the engine loads that build when the
-// runtime accepts it and the plain one otherwise.
-#ifdef RELAXED
-#define MADD(acc, a, b) wasm_f32x4_relaxed_madd((a), (b), (acc))
-#else
-#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
-#endif
-
-#include "block4x8.h"
+#include "simd-common.h"
 
 static inline uint32_t fmix32(uint32_t h) {
   h ^= h >> 16;

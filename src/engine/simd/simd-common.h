@@ -1,10 +1,21 @@
-// The register block both kernel files build their convolutions on: 4 rows (output pixels,
-// or Winograd tiles) x 8 output channels, eight f32x4 accumulators, each step one multiply-add
-// of 4 broadcast inputs by 2 weight vectors. kernels.c (training) and inference.c (serving)
-// include it; MADD is each file's multiply-add (fused with relaxed SIMD).
-#ifndef BLOCK4X8_H
-#define BLOCK4X8_H
+// What both kernel files (kernels.c: training; inference.c: serving) build on: the export
+// attribute, the multiply-add, and the register block of their convolutions: 4 rows (output
+// pixels, or Winograd tiles) x 8 output channels, eight f32x4 accumulators, each step one
+// multiply-add of 4 broadcast inputs by 2 weight vectors.
+#ifndef SIMD_COMMON_H
+#define SIMD_COMMON_H
 #include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+// acc + a * b. Built with -DRELAXED (*-relaxed*.wasm) it is relaxed SIMD's fused multiply-add,
+// one instruction where the CPU has FMA; the loaders take that build when the runtime accepts
+// it and the plain one otherwise.
+#ifdef RELAXED
+#define MADD(acc, a, b) wasm_f32x4_relaxed_madd((a), (b), (acc))
+#else
+#define MADD(acc, a, b) wasm_f32x4_add((acc), wasm_f32x4_mul((a), (b)))
+#endif
 
 typedef struct {
   v128_t a0, a1, b0, b1, c0, c1, d0, d1;
@@ -44,4 +55,4 @@ static inline __attribute__((always_inline)) void block4x8_store(const block4x8*
   wasm_v128_store(out + 3 * stride, k->d0); wasm_v128_store(out + 3 * stride + 4, k->d1);
 }
 
-#endif
+#endif  // SIMD_COMMON_H
