@@ -109,6 +109,8 @@ const result = {
   epochs: Number(values.epochs),
   loadAverageBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
   loadAverageAfter: loadAverage(),
+  // The allocator the worker ran with (the Docker images preload jemalloc; `npm start` does not).
+  environment: Object.fromEntries(['LD_PRELOAD', 'MALLOC_CONF', 'NODE_OPTIONS'].map((name) => [name, process.env[name] ?? null])),
   // From epoch 2 (one epoch: from its first batch on, its evaluation included): the data set
   // is loaded and, from epoch 2, an evaluation (the other peak) has run.
   rssWhileTrainingMiB: summary(samples.filter((s) => s.epoch >= Math.min(2, Number(values.epochs))).map((s) => s.rssMiB)),
