@@ -293,6 +293,9 @@ function addEpoch(metrics) {
 /** Applies one event of the job's stream to the page. */
 function applyEvent(name, data) {
   if (!job) return;
+  // An ended job stays ended: progress (or a state change) reported before the worker saw a
+  // cancel can arrive after the cancel's answer, and would show the job active again, button and all.
+  if (FINISHED.has(job.state) && (name === 'state' || name === 'progress')) return;
   if (name === 'state' || FINISHED.has(name)) job = { ...data, metrics: data.metrics ?? [] };
   else if (name === 'progress') {
     Object.assign(job, { state: 'active', progress: data.progress ?? job.progress, lossCurve: data.lossCurve ?? job.lossCurve });
