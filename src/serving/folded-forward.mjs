@@ -77,7 +77,6 @@ export class FoldedNet {
     if (weights.headKernel.shape[0] !== channels || weights.headKernel.shape[1] !== CLASSES) {
       throw new Error(`head kernel [${weights.headKernel.shape}] does not map ${channels} channels to ${CLASSES} classes`);
     }
-    this.instance = undefined;
     this.input = take(PIXELS);
     this.buffers = [take(activation), take(activation)];
     this.features = take(channels);
@@ -106,6 +105,8 @@ export class FoldedNet {
     }
     this.blocks = blocks;
     this.channels = channels;
+    // A view made once (the memory never grows after this): the mean features the head reads.
+    this.featureView = this.heap.subarray(this.features, this.features + channels);
     this.headKernel = Float32Array.from(weights.headKernel.data);
     this.headBias = Float32Array.from(weights.headBias.data);
   }
@@ -132,7 +133,7 @@ export class FoldedNet {
         }
       }
       kernels.mean_pixels(at(current), this.finalPixels, channels, at(this.features));
-      const features = heap.subarray(this.features, this.features + channels);
+      const features = this.featureView;
       for (let k = 0; k < CLASSES; k++) {
         let sum = headBias[k];
         for (let c = 0; c < channels; c++) sum += features[c] * headKernel[c * CLASSES + k];
