@@ -7,7 +7,7 @@
 import { crc32 } from 'node:zlib';
 import type { default as SharpModule } from 'sharp';
 import { InvalidPredictRequestError, UnprocessableInputError } from './errors.ts';
-import { decodeGrayPng } from './png-fast-path.ts';
+import { IEND, IHDR, PNG_SIGNATURE, decodeGrayPng } from './png-fast-path.ts';
 
 /** A grayscale image: `pixels` is width × height values 0–255, row-major. */
 export interface GrayImage {
@@ -45,7 +45,6 @@ export function loadSharp(): Promise<typeof SharpModule> {
   return sharpLoaded;
 }
 
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const JPEG_SIGNATURE = Buffer.from([0xff, 0xd8, 0xff]);
 
 export function imageFormat(bytes: Uint8Array): 'png' | 'jpeg' | undefined {
@@ -62,8 +61,6 @@ export interface ImageHeader {
   height: number;
 }
 
-const IHDR_CODE = 0x49484452; // 'IHDR'
-const IEND_CODE = 0x49454e44; // 'IEND'
 /** A chunk's type as text, for messages. */
 const chunkType = (png: Buffer, offset: number) => png.toString('latin1', offset + 4, offset + 8);
 
@@ -92,13 +89,13 @@ export function readPngHeader(bytes: Uint8Array, what: string): ImageHeader {
     }
     const code = png.readUInt32BE(offset + 4);
     if (index === 0) {
-      if (code !== IHDR_CODE || length !== 13) throw fault('the first chunk is not a 13-byte IHDR');
+      if (code !== IHDR || length !== 13) throw fault('the first chunk is not a 13-byte IHDR');
       width = png.readUInt32BE(offset + 8);
       height = png.readUInt32BE(offset + 12);
       if (width === 0 || height === 0) throw fault(`IHDR declares ${width}×${height} pixels`);
     }
     offset += 12 + length;
-    if (code === IEND_CODE) return { format: 'png', width, height };
+    if (code === IEND) return { format: 'png', width, height };
   }
 }
 
@@ -122,14 +119,21 @@ export async function readImageHeader(bytes: Uint8Array, what: string): Promise<
   }
 }
 
+/**
+ * The fast path: the pixels of a side×side 8-bit grayscale PNG, decoded here without sharp
+ * (png-fast-path.ts); undefined for anything else, which sharp decodes. Synchronous, so that a
+ * request of such PNGs needs no promise per image.
+ */
+export function fastPathPixels(bytes: Uint8Array, header: ImageHeader, side: number | undefined): Uint8Array | undefined {
+  return side !== undefined && header.format === 'png' && header.width === side && header.height === side ? decodeGrayPng(bytes, side) : undefined;
+}
+
 /** Decodes `bytes` (named `what` in error messages, e.g. "instances[2].image") to grayscale. */
 export async function decodeImage(bytes: Uint8Array, what: string, options: DecodeOptions, header?: ImageHeader): Promise<GrayImage> {
   const { format, width, height } = header ?? (await readImageHeader(bytes, what));
   const side = options.expectSide;
-  if (side !== undefined && format === 'png') {
-    const pixels = decodeGrayPng(bytes, side);
-    if (pixels) return { width: side, height: side, pixels };
-  }
+  const pixels = fastPathPixels(bytes, { format, width, height }, side);
+  if (pixels) return { width: side!, height: side!, pixels };
   if (width * height > options.maxPixels) {
     throw new UnprocessableInputError(
       `${what} declares ${width}×${height} pixels; at most ${options.maxPixels} pixels are accepted (PREDICT_MAX_PIXELS)`,

@@ -4,8 +4,7 @@
 // it is the hot path, and every message names the exact field that is wrong.
 import { ForbiddenJsonKeyError, parseClientJson } from '../lib/safe-json.ts';
 import { chargePixels, type DecodeSlots } from './decode-budget.ts';
-import { decodeImage, imageFormat, readImageHeader, readPngHeader, type GrayImage, type ImageHeader } from './decode.ts';
-import { decodeGrayPng } from './png-fast-path.ts';
+import { decodeImage, fastPathPixels, imageFormat, readImageHeader, readPngHeader, type GrayImage, type ImageHeader } from './decode.ts';
 import { InvalidPredictRequestError, TooManyInstancesError, UnprocessableInputError } from './errors.ts';
 import { PREPROCESS_MAX_SIDE, toMnistForm } from './mnist-form.ts';
 import { INPUT_NAME } from './signature.ts';
@@ -228,11 +227,11 @@ export async function instancesPixels(instances: Instance[], options: InstanceOp
   return Promise.all(
     instances.map((instance, i) => {
       const header = headers[i];
-      const fastPath = !options.preprocess && header?.format === 'png' && header.width === IMAGE_SIDE && header.height === IMAGE_SIDE;
-      // What decodeImage's fast path would return, without its promise; other PNGs go on to sharp.
-      const pixels = fastPath && 'bytes' in instance ? decodeGrayPng(instance.bytes, IMAGE_SIDE) : undefined;
+      // decodeImage's fast path, called here without its promise; what it does not take goes on to sharp.
+      const pixels = header && 'bytes' in instance ? fastPathPixels(instance.bytes, header, options.preprocess ? undefined : IMAGE_SIDE) : undefined;
       if (pixels) return pixels;
-      return !header || fastPath ? instancePixels(instance, options, header) : options.slots.run(() => instancePixels(instance, options, header));
+      const cheap = !header || (!options.preprocess && header.format === 'png' && header.width === IMAGE_SIDE && header.height === IMAGE_SIDE);
+      return cheap ? instancePixels(instance, options, header) : options.slots.run(() => instancePixels(instance, options, header));
     }),
   );
 }

@@ -7,23 +7,25 @@
 // undefined and goes to sharp, which then decides and words the error.
 import { crc32, inflateSync } from 'node:zlib';
 
-const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** Chunk type codes, big-endian, compared as numbers (no string per chunk on this hot path). */
+/** A chunk type as the big-endian number its four bytes read as (compared as numbers: no string per chunk on the hot path). */
 const typeCode = (type: string) => type.split('').reduce((code, char) => (code << 8) | char.charCodeAt(0), 0) >>> 0;
-const [IHDR, IDAT, IEND] = ['IHDR', 'IDAT', 'IEND'].map(typeCode);
+export const IHDR = typeCode('IHDR');
+export const IEND = typeCode('IEND');
+const IDAT = typeCode('IDAT');
 /** Chunks that carry no pixel meaning; any other ancillary chunk sends the image to sharp. */
 const INERT_CODES = new Set(['tEXt', 'zTXt', 'iTXt', 'tIME', 'pHYs'].map(typeCode));
 
 /** The pixels (row-major, one byte each) of a side×side 8-bit grayscale PNG, or undefined. */
 export function decodeGrayPng(bytes: Uint8Array, side: number): Uint8Array | undefined {
   const png = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (png.length < SIGNATURE.length || SIGNATURE.compare(png, 0, SIGNATURE.length) !== 0) return undefined;
+  if (png.length < PNG_SIGNATURE.length || PNG_SIGNATURE.compare(png, 0, PNG_SIGNATURE.length) !== 0) return undefined;
   // Where the image data is: one IDAT chunk (what encoders write for an image this small) needs no copy.
   let idatStart = -1;
   let idatEnd = -1;
   let idat: Buffer[] | undefined;
-  let offset = SIGNATURE.length;
+  let offset = PNG_SIGNATURE.length;
   let sawHeader = false;
   for (;;) {
     if (offset + 12 > png.length) return undefined;
