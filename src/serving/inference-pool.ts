@@ -73,8 +73,12 @@ class InferenceThread {
       this.worker.on('message', (message: FromThread) => {
         if (message.type === 'ready') resolve();
         else if (message.type === 'fatal') reject(new InferenceThreadError(`inference thread could not start: ${message.message}`));
-        else if (message.type === 'loaded') this.loads.get(message.model)?.resolve();
-        else if (message.type === 'load-failed') this.loads.get(message.model)?.reject(new InferenceThreadError(message.message));
+        else if (message.type === 'loaded' || message.type === 'load-failed') {
+          const load = this.loads.get(message.model);
+          this.loads.delete(message.model);
+          if (message.type === 'loaded') load?.resolve();
+          else load?.reject(new InferenceThreadError(message.message));
+        }
         else {
           const index = this.jobs.findIndex((job) => job.id === message.job);
           if (index < 0) return;
@@ -121,11 +125,7 @@ class InferenceThread {
 
   load(model: number, layout: ConvBlock[], weights: FoldedWeights): Promise<void> {
     return new Promise((resolve, reject) => {
-      const settle = (then: () => void) => {
-        this.loads.delete(model);
-        then();
-      };
-      this.loads.set(model, { resolve: () => settle(resolve), reject: (error) => settle(() => reject(error)) });
+      this.loads.set(model, { resolve, reject });
       this.send({ type: 'load', model, layout, weights });
     });
   }
