@@ -21,6 +21,7 @@ import { PublishGuard } from './publish-guard.ts';
 import { isFinished, toJobView, type CancelRecord } from './job-view.ts';
 import type { JobRequest, JobState, JobView } from './schema.ts';
 import { readProgress } from './schema.ts';
+import { waitAtMost } from '../lib/wait-at-most.ts';
 
 /** Job ids are UUIDs we issue; anything else cannot name a job (and never reaches a Redis key). */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -126,10 +127,7 @@ export class JobsService {
     // A Redis that went away: BullMQ's close would wait for replies that never come; cut the connections and don't wait.
     const reachable = connections.every((connection) => connection.status === 'ready');
     if (!reachable) for (const connection of connections) connection.disconnect();
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, reachable ? CLOSE_GRACE_MS : 0)));
-    await Promise.race([Promise.allSettled([this.queueEvents.close(), this.queue.close()]), grace]);
-    clearTimeout(timer);
+    await waitAtMost(Promise.allSettled([this.queueEvents.close(), this.queue.close()]), reachable ? CLOSE_GRACE_MS : 0);
     for (const connection of connections) connection.disconnect();
   }
 

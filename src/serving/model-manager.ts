@@ -15,6 +15,7 @@ import { LATEST_ALIAS, versionNumber } from '../registry/version.ts';
 import { UnknownModelError } from '../registry/errors.ts';
 import { NoModelError } from './errors.ts';
 import { LoadedModel, type ForwardOptions, type ModelInfo } from './loaded-model.ts';
+import { waitAtMost } from '../lib/wait-at-most.ts';
 
 /** Longest stop() waits for requests still using a model. */
 const STOP_WAIT_MS = 5000;
@@ -123,12 +124,7 @@ export class ModelManager {
     this.pinned.clear();
     // Requests in flight finish on their model before this returns (the inference threads are
     // closed after it, and would fail them), within a bound so that a stuck one cannot hold shutdown.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(models.map((model) => model.disposal)),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS).unref())),
-    ]);
-    clearTimeout(timer);
+    await waitAtMost(Promise.all(models.map((model) => model.disposal)), STOP_WAIT_MS);
   }
 
   /**
